@@ -1,0 +1,65 @@
+#pragma once
+// The kernel's in-memory state for agents and conversations. All of it is
+// derived from the event log (see swarm_replay.cpp) and guarded by the
+// Swarm's state mutex; the streams have locks of their own.
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agents/agent_config.h"
+#include "agents/byte_stream.h"
+#include "agents/exec_process.h"
+
+namespace swarmfs {
+
+struct QueuedMessage {
+    int64_t msg = 0;
+    int64_t conv = 0;  // 0: sent to the inbox, not a conversation
+    std::string text;
+};
+
+struct Agent {
+    std::string name;
+    AgentConfig config;
+    double created = 0, changed = 0;
+
+    // Messages not yet finished, oldest first; the front one is the running
+    // turn's while `running`.
+    std::deque<QueuedMessage> queue;
+    bool stopped = false;
+    bool running = false;
+
+    // The running turn.
+    int64_t turn = 0;
+    std::shared_ptr<ExecProcess> proc;
+    std::string turn_output;
+    std::string stderr_text;
+    size_t stderr_shown = 0;  // bytes of stderr_text already in err
+    std::string cancel_reason;
+
+    uint64_t turns = 0, failed = 0;
+    std::string last_error;
+    std::shared_ptr<ByteStream> output = std::make_shared<ByteStream>();
+    std::deque<std::string> err;  // newest last, bounded
+    double err_mtime = 0;
+
+    // Has work that will produce output (readers of output should wait).
+    bool active() const { return running || (!stopped && config.runnable() && !queue.empty()); }
+    std::string state() const;
+    size_t waiting() const { return queue.size() - (running ? 1 : 0); }
+};
+
+struct Conversation {
+    int64_t id = 0;
+    std::string agent;  // empty: not routed yet
+    bool closed = false;
+    std::map<std::string, int> pending;  // agent -> messages queued or running there
+    std::shared_ptr<ByteStream> out = std::make_shared<ByteStream>();
+    std::vector<std::string> transcript;  // JSON lines
+    double created = 0, changed = 0;
+};
+
+}  // namespace swarmfs

@@ -1,0 +1,109 @@
+#include "agents/agent_config.h"
+
+#include <functional>
+
+namespace swarmfs {
+
+namespace {
+using json = nlohmann::json;
+
+Error bad(const std::string& why) { return make_error(EINVAL, "config: " + why); }
+
+// Keys a user may set, each with its own reader: adding a key is one row.
+using KeyReader = std::function<std::optional<Error>(const json&, AgentConfig&)>;
+
+std::optional<Error> read_string(const json& v, std::string& out, const char* key) {
+    if (!v.is_string()) return bad(std::string(key) + " must be a string");
+    out = v.get<std::string>();
+    return std::nullopt;
+}
+
+const std::map<std::string, KeyReader>& key_readers() {
+    static const std::map<std::string, KeyReader> table = {
+        {"exec",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_array() || v.empty())
+                 return bad("exec must be a non-empty array of strings, e.g. [\"tr\", \"a-z\", \"A-Z\"]");
+             c.exec.clear();
+             for (auto& a : v) {
+                 if (!a.is_string()) return bad("exec must contain only strings");
+                 c.exec.push_back(a.get<std::string>());
+             }
+             if (c.exec[0].empty()) return bad("exec[0] (the command) is empty");
+             return std::nullopt;
+         }},
+        {"instructions",
+         [](const json& v, AgentConfig& c) { return read_string(v, c.instructions, "instructions"); }},
+        {"description",
+         [](const json& v, AgentConfig& c) { return read_string(v, c.description, "description"); }},
+        {"env",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_object()) return bad("env must be an object of strings");
+             c.env.clear();
+             for (auto& [k, x] : v.items()) {
+                 if (!x.is_string()) return bad("env." + k + " must be a string");
+                 if (k.empty() || k.find('=') != std::string::npos)
+                     return bad("env key \"" + k + "\" is not a variable name");
+                 c.env[k] = x.get<std::string>();
+             }
+             return std::nullopt;
+         }},
+    };
+    return table;
+}
+}  // namespace
+
+Result<AgentConfig> AgentConfig::from_json(const json& j) {
+    if (!j.is_object()) return bad("must be a JSON object");
+    AgentConfig c;
+    for (auto& [key, value] : j.items()) {
+        auto it = key_readers().find(key);
+        if (it == key_readers().end()) {
+            std::string known;
+            for (auto& [k, r] : key_readers()) known += (known.empty() ? "" : ", ") + k;
+            return bad("unknown key \"" + key + "\" (known keys: " + known + ")");
+        }
+        if (auto err = it->second(value, c)) return *err;
+    }
+    return c;
+}
+
+Result<AgentConfig> AgentConfig::parse(std::string_view text) {
+    json j = json::parse(text.begin(), text.end(), nullptr, false);
+    if (j.is_discarded()) {
+        // Re-parse with exceptions only to get the position for the message.
+        try {
+            json again = json::parse(text.begin(), text.end());
+            (void)again;
+        } catch (const json::parse_error& e) {
+            std::string what = e.what();
+            auto pos = what.find("parse error");
+            return bad("invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
+        }
+        return bad("invalid JSON");
+    }
+    return from_json(j);
+}
+
+nlohmann::json AgentConfig::to_json() const {
+    json j = json::object();
+    if (!exec.empty()) j["exec"] = exec;
+    if (!instructions.empty()) j["instructions"] = instructions;
+    if (!description.empty()) j["description"] = description;
+    if (!env.empty()) j["env"] = env;
+    return j;
+}
+
+std::string AgentConfig::to_text() const { return to_json().dump(2) + "\n"; }
+
+bool valid_agent_name(std::string_view name) {
+    if (name.empty() || name.size() > 64 || name.front() == '.' || name.back() == '~') return false;
+    for (char ch : name) {
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  ch == '_' || ch == '-' || ch == '.';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+}  // namespace swarmfs

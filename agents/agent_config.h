@@ -1,0 +1,31 @@
+#pragma once
+// An agent's definition, as users write it in agents/NAME/config.
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vault/result.h"
+
+namespace swarmfs {
+
+struct AgentConfig {
+    std::vector<std::string> exec;  // argv of an exec agent; empty: nothing to run
+    std::string instructions;       // the system prompt
+    std::string description;
+    std::map<std::string, std::string> env;  // extra environment for exec
+
+    // EINVAL with a reason a user can act on ("config: exec must be ...").
+    static Result<AgentConfig> parse(std::string_view text);
+    static Result<AgentConfig> from_json(const nlohmann::json& j);
+    nlohmann::json to_json() const;
+    // Pretty JSON plus newline: what reading the config file shows.
+    std::string to_text() const;
+    bool runnable() const { return !exec.empty(); }
+};
+
+// 1-64 of [A-Za-z0-9_.-], not starting with '.', not ending with '~'.
+bool valid_agent_name(std::string_view name);
+
+}  // namespace swarmfs

@@ -1,0 +1,673 @@
+#include "agents/swarm.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <set>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace swarmfs {
+
+using json = nlohmann::json;
+
+std::string Agent::state() const {
+    if (running) return "running";
+    if (stopped) return "stopped";
+    if (!queue.empty()) return config.runnable() ? "queued" : "unconfigured";
+    return "idle";
+}
+
+Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
+    std::ifstream in(path);
+    if (!in) return make_error(ENOENT, "cannot read swarm file " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json j = json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return make_error(EINVAL, path + ": not a JSON object");
+    for (auto& [key, value] : j.items()) {
+        if (key == "agents" || key == "defaults") {
+            if (!value.is_object()) return make_error(EINVAL, path + ": " + key + " must be an object");
+        } else {
+            return make_error(EINVAL, path + ": unknown key \"" + key + "\" (known: agents, defaults)");
+        }
+    }
+    if (j.contains("defaults")) {
+        if (auto c = AgentConfig::from_json(j["defaults"]); !c)
+            return make_error(EINVAL, path + ": defaults: " + c.error().message);
+        opts.defaults = j["defaults"];
+    }
+    if (j.contains("agents")) {
+        for (auto& [name, cfg] : j["agents"].items()) {
+            if (!valid_agent_name(name))
+                return make_error(EINVAL, path + ": bad agent name \"" + name + "\"");
+            if (auto c = AgentConfig::from_json(cfg); !c)
+                return make_error(EINVAL, path + ": agent " + name + ": " + c.error().message);
+        }
+        opts.agents = j["agents"];
+    }
+    return {};
+}
+
+Swarm::Swarm(SwarmOptions opts) : opts_(std::move(opts)) {
+    if (opts_.workdir.empty()) {
+        char buf[4096];
+        if (getcwd(buf, sizeof buf)) opts_.workdir = buf;
+    }
+}
+
+Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
+    auto log = EventLog::open(opts.db_path);
+    if (!log) return log.error();
+    std::unique_ptr<Swarm> s(new Swarm(std::move(opts)));
+    s->log_ = std::move(*log);
+    s->started_ = now_seconds();
+    if (auto st = s->replay(); !st) return st.error();
+    s->loop_ = std::make_unique<EventLoop>();
+    s->log_->set_observer([p = s.get()](const Event& e) { p->on_committed(e); });
+    if (auto st = s->declare_agents(); !st) return st.error();
+    // Acknowledged messages that never finished run again.
+    for (auto& name : s->agent_names()) s->loop_->post([p = s.get(), name] { p->schedule(name); });
+    return s;
+}
+
+Swarm::~Swarm() { shutdown(); }
+
+void Swarm::shutdown() {
+    if (shut_down_.exchange(true)) return;
+    if (loop_) {
+        // Kill running children on the loop, then stop it; their turns stay
+        // unfinished in the log and run again at the next start.
+        std::mutex m;
+        std::condition_variable cv;
+        bool done = false;
+        loop_->post([&] {
+            std::lock_guard lk(mu_);
+            for (auto& [n, a] : agents_) {
+                if (a->proc) a->proc->kill();
+                a->proc.reset();
+            }
+            std::lock_guard dl(m);
+            done = true;
+            cv.notify_all();
+        });
+        std::unique_lock lk(m);
+        cv.wait_for(lk, std::chrono::seconds(5), [&] { return done; });
+        lk.unlock();
+        loop_->stop();
+    }
+    if (log_) log_->drain();
+}
+
+Status Swarm::replay() {
+    replaying_ = true;
+    auto st = log_->for_each(0, [this](const Event& e) {
+        log_stream_->append(e.to_line());
+        std::lock_guard lk(mu_);
+        apply(e, true);
+    });
+    replaying_ = false;
+    return st;
+}
+
+Status Swarm::declare_agents() {
+    for (auto& [name, cfg] : opts_.agents.items()) {
+        if (!has_agent(name)) {
+            if (auto s = create_agent(name, cfg); !s) return s;
+            continue;
+        }
+        auto parsed = AgentConfig::from_json(cfg);
+        if (!parsed) return parsed.error();
+        std::string current = *config_text(name);
+        if (current != parsed->to_text()) {
+            if (auto s = set_config_text(name, parsed->to_text()); !s) return s;
+        }
+    }
+    return {};
+}
+
+void Swarm::on_committed(const Event& e) {
+    log_stream_->append(e.to_line());
+    static const std::set<std::string> declared = {
+        "agent_created", "agent_config", "agent_removed", "agent_ctl",
+        "conv_created",  "conv_routed",  "conv_closed",   "message"};
+    if (!declared.count(e.kind)) return;
+    std::lock_guard lk(mu_);
+    apply(e, false);
+}
+
+Status Swarm::commit(const std::string& kind, json data) {
+    Event e;
+    e.kind = kind;
+    e.data = std::move(data);
+    auto r = log_->commit({std::move(e)});
+    if (!r) return r.error();
+    return {};
+}
+
+Agent* Swarm::find_agent(const std::string& name) {
+    auto it = agents_.find(name);
+    return it == agents_.end() ? nullptr : it->second.get();
+}
+const Agent* Swarm::find_agent(const std::string& name) const {
+    auto it = agents_.find(name);
+    return it == agents_.end() ? nullptr : it->second.get();
+}
+Conversation* Swarm::find_conv(int64_t id) {
+    auto it = convs_.find(id);
+    return it == convs_.end() ? nullptr : it->second.get();
+}
+const Conversation* Swarm::find_conv(int64_t id) const {
+    auto it = convs_.find(id);
+    return it == convs_.end() ? nullptr : it->second.get();
+}
+
+void Swarm::add_err_line(Agent& a, const std::string& line, double ts) {
+    a.err.push_back(iso_time(ts) + " " + line);
+    while (a.err.size() > 100) a.err.pop_front();
+    a.err_mtime = ts;
+}
+
+void Swarm::refresh_streams(Agent& a) {
+    a.output->set_live(a.active());
+    std::set<int64_t> ids;
+    for (auto& m : a.queue)
+        if (m.conv) ids.insert(m.conv);
+    for (auto& [id, c] : convs_) {
+        if (c->pending.count(a.name)) ids.insert(id);
+    }
+    for (int64_t id : ids) {
+        Conversation* c = find_conv(id);
+        if (!c) continue;
+        bool live = false;
+        for (auto& [agent, n] : c->pending) {
+            const Agent* other = find_agent(agent);
+            if (n > 0 && other && other->active()) live = true;
+        }
+        c->out->set_live(live);
+    }
+}
+
+static int64_t num(const json& d, const char* key) {
+    auto it = d.find(key);
+    return it != d.end() && it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+static std::string str(const json& d, const char* key) {
+    auto it = d.find(key);
+    return it != d.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+void Swarm::finish_message(Agent& a, const QueuedMessage& m, const std::string& output, bool ok,
+                           const std::string& reason, bool replaying) {
+    if (replaying) a.output->append(output);
+    if (ok) {
+        ++a.turns;
+    } else {
+        ++a.failed;
+        a.last_error = reason;
+    }
+    a.changed = now_seconds();
+    if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
+        if (replaying) c->out->append(output);
+        if (--c->pending[a.name] <= 0) c->pending.erase(a.name);
+        json line = {{"role", "assistant"}, {"agent", a.name}, {"content", output}};
+        if (!output.empty() || ok) c->transcript.push_back(line.dump());
+        if (!ok)
+            c->transcript.push_back(
+                json({{"role", "error"}, {"agent", a.name}, {"content", reason}}).dump());
+        c->changed = a.changed;
+    }
+    for (auto it = a.queue.begin(); it != a.queue.end(); ++it) {
+        if (it->msg == m.msg) {
+            a.queue.erase(it);
+            break;
+        }
+    }
+}
+
+// The reducer. With replaying=false only declarations arrive here (turns are
+// driven live by swarm_turns.cpp and logged as they end).
+void Swarm::apply(const Event& e, bool replaying) {
+    const json& d = e.data;
+    const std::string agent = str(d, "agent");
+    const std::string& k = e.kind;
+    if (k == "agent_created") {
+        auto cfg = AgentConfig::from_json(d.value("config", json::object()));
+        auto a = std::make_unique<Agent>();
+        a->name = agent;
+        a->config = cfg ? *cfg : AgentConfig{};
+        a->created = a->changed = e.ts;
+        agents_[agent] = std::move(a);
+    } else if (k == "agent_config") {
+        if (Agent* a = find_agent(agent)) {
+            if (auto cfg = AgentConfig::from_json(d.value("config", json::object()))) a->config = *cfg;
+            a->changed = e.ts;
+            refresh_streams(*a);
+            if (!replaying) loop_->post([this, agent] { schedule(agent); });
+        }
+    } else if (k == "agent_removed") {
+        if (Agent* a = find_agent(agent)) {
+            for (auto& m : a->queue)
+                if (Conversation* c = find_conv(m.conv)) c->pending.erase(agent);
+            a->queue.clear();
+            a->stopped = true;
+            refresh_streams(*a);
+            if (a->proc) {
+                auto proc = a->proc;
+                loop_->post([proc] { proc->kill(); });
+            }
+            agents_.erase(agent);
+        }
+    } else if (k == "agent_ctl") {
+        if (Agent* a = find_agent(agent)) {
+            std::string cmd = str(d, "command");
+            a->stopped = cmd == "stop";
+            a->changed = e.ts;
+            refresh_streams(*a);
+            if (!replaying && !a->stopped) loop_->post([this, agent] { schedule(agent); });
+        }
+    } else if (k == "conv_created") {
+        auto c = std::make_unique<Conversation>();
+        c->id = num(d, "conv");
+        c->created = c->changed = e.ts;
+        conv_seq_ = std::max<int64_t>(conv_seq_, c->id);
+        convs_[c->id] = std::move(c);
+    } else if (k == "conv_routed") {
+        if (Conversation* c = find_conv(num(d, "conv"))) {
+            c->agent = agent;
+            c->changed = e.ts;
+        }
+    } else if (k == "conv_closed") {
+        if (Conversation* c = find_conv(num(d, "conv"))) {
+            c->closed = true;
+            c->changed = e.ts;
+        }
+    } else if (k == "message") {
+        msg_seq_ = std::max<int64_t>(msg_seq_, num(d, "msg"));
+        Agent* a = find_agent(agent);
+        if (!a) return;
+        QueuedMessage m{num(d, "msg"), num(d, "conv"), str(d, "text")};
+        if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
+            c->pending[agent]++;
+            c->transcript.push_back(json({{"role", "user"}, {"content", m.text}}).dump());
+            c->changed = e.ts;
+        }
+        a->queue.push_back(std::move(m));
+        refresh_streams(*a);
+        if (!replaying) loop_->post([this, agent] { schedule(agent); });
+    } else if (!replaying) {
+        return;
+    } else if (k == "turn_started") {
+        turn_seq_ = std::max<int64_t>(turn_seq_, num(d, "turn"));
+    } else if (k == "turn_finished" || k == "turn_failed") {
+        turn_seq_ = std::max<int64_t>(turn_seq_, num(d, "turn"));
+        Agent* a = find_agent(agent);
+        if (!a) return;
+        int64_t msg = num(d, "msg");
+        QueuedMessage m{msg, num(d, "conv"), {}};
+        bool queued = false;
+        for (auto& q : a->queue) queued = queued || q.msg == msg;
+        if (!queued) return;  // finished twice can only mean a damaged log; show it once
+        bool ok = k == "turn_finished";
+        std::string reason = str(d, "reason");
+        std::string stderr_text = str(d, "stderr");
+        size_t start = 0;
+        while (start < stderr_text.size()) {
+            size_t end = stderr_text.find('\n', start);
+            if (end == std::string::npos) end = stderr_text.size();
+            add_err_line(*a, "turn " + std::to_string(num(d, "turn")) + " stderr: " +
+                                 stderr_text.substr(start, end - start), e.ts);
+            start = end + 1;
+        }
+        if (!ok) add_err_line(*a, "turn " + std::to_string(num(d, "turn")) + ": " + reason, e.ts);
+        finish_message(*a, m, str(d, "output"), ok, reason, true);
+        refresh_streams(*a);
+    } else if (k == "error") {
+        if (Agent* a = find_agent(agent)) {
+            add_err_line(*a, str(d, "message"), e.ts);
+            a->last_error = str(d, "message");
+        }
+    }
+}
+
+Error Swarm::report(const std::string& agent, Error e) {
+    double ts = now_seconds();
+    {
+        std::lock_guard lk(mu_);
+        if (Agent* a = find_agent(agent)) {
+            add_err_line(*a, e.message, ts);
+            a->last_error = e.message;
+        }
+    }
+    json d = {{"message", e.message}, {"errno", e.code}};
+    if (!agent.empty()) d["agent"] = agent;
+    Event ev;
+    ev.kind = "error";
+    ev.ts = ts;
+    ev.data = std::move(d);
+    log_->post({std::move(ev)});
+    return e;
+}
+
+// ---------------------------------------------------------------- agents
+
+std::vector<std::string> Swarm::agent_names() const {
+    std::lock_guard lk(mu_);
+    std::vector<std::string> names;
+    names.reserve(agents_.size());
+    for (auto& [n, a] : agents_) names.push_back(n);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+bool Swarm::has_agent(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    return agents_.count(name) > 0;
+}
+
+Status Swarm::create_agent(const std::string& name, std::optional<json> config) {
+    if (!valid_agent_name(name))
+        return report("", make_error(EINVAL, "bad agent name \"" + name +
+                                                 "\": use 1-64 of A-Z a-z 0-9 _ - . "
+                                                 "(not starting with . or ending with ~)"));
+    json cfg = config ? *config : opts_.defaults;
+    auto parsed = AgentConfig::from_json(cfg);
+    if (!parsed) return report("", make_error(EINVAL, "agent " + name + ": " + parsed.error().message));
+    std::lock_guard dl(declare_mu_);
+    if (has_agent(name)) return make_error(EEXIST, "agent " + name + " exists");
+    return commit("agent_created", {{"agent", name}, {"config", parsed->to_json()}});
+}
+
+Status Swarm::remove_agent(const std::string& name, bool force) {
+    std::lock_guard dl(declare_mu_);
+    {
+        std::lock_guard lk(mu_);
+        const Agent* a = find_agent(name);
+        if (!a) return make_error(ENOENT, "no agent " + name);
+        if (!force && !a->stopped && (a->running || !a->queue.empty()))
+            return make_error(EBUSY, "agent " + name + " has " + std::to_string(a->queue.size()) +
+                                         " message(s) queued or running; write stop to its ctl "
+                                         "first");
+    }
+    return commit("agent_removed", {{"agent", name}, {"forced", force}});
+}
+
+Result<std::string> Swarm::config_text(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    const Agent* a = find_agent(name);
+    if (!a) return make_error(ENOENT, "no agent " + name);
+    return a->config.to_text();
+}
+
+Status Swarm::set_config_text(const std::string& name, std::string_view text) {
+    auto parsed = AgentConfig::parse(text);
+    if (!parsed) return report(name, parsed.error());
+    std::lock_guard dl(declare_mu_);
+    if (!has_agent(name)) return make_error(ENOENT, "no agent " + name);
+    return commit("agent_config", {{"agent", name}, {"config", parsed->to_json()}});
+}
+
+Result<std::string> Swarm::instructions(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    const Agent* a = find_agent(name);
+    if (!a) return make_error(ENOENT, "no agent " + name);
+    return a->config.instructions;
+}
+
+Status Swarm::set_instructions(const std::string& name, std::string_view text) {
+    std::lock_guard dl(declare_mu_);
+    AgentConfig cfg;
+    {
+        std::lock_guard lk(mu_);
+        const Agent* a = find_agent(name);
+        if (!a) return make_error(ENOENT, "no agent " + name);
+        cfg = a->config;
+    }
+    cfg.instructions = std::string(text);
+    return commit("agent_config", {{"agent", name}, {"config", cfg.to_json()}});
+}
+
+Status Swarm::enqueue(const std::string& agent, int64_t conv, std::string text) {
+    int64_t msg = ++msg_seq_;
+    json d = {{"msg", msg}, {"agent", agent}, {"text", std::move(text)}};
+    if (conv) d["conv"] = conv;
+    if (auto s = commit("message", std::move(d)); !s) return report(agent, s.error());
+    return {};
+}
+
+Status Swarm::send(const std::string& name, std::string text) {
+    bool runnable;
+    {
+        std::lock_guard lk(mu_);
+        const Agent* a = find_agent(name);
+        if (!a) return make_error(ENOENT, "no agent " + name);
+        runnable = a->config.runnable();
+    }
+    if (!runnable)
+        return report(name, make_error(EINVAL, "agent " + name +
+                                                   " has nothing to run: write {\"exec\": [...]} "
+                                                   "to its config first"));
+    return enqueue(name, 0, std::move(text));
+}
+
+Result<std::string> Swarm::agent_status(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    const Agent* a = find_agent(name);
+    if (!a) return make_error(ENOENT, "no agent " + name);
+    std::string s;
+    s += "state " + a->state() + "\n";
+    s += "queue " + std::to_string(a->waiting()) + "\n";
+    s += "turns " + std::to_string(a->turns) + "\n";
+    s += "failed " + std::to_string(a->failed) + "\n";
+    std::string argv;
+    for (auto& w : a->config.exec) argv += (argv.empty() ? "" : " ") + w;
+    s += "exec " + (argv.empty() ? "-" : argv) + "\n";
+    s += "last_error " + (a->last_error.empty() ? "-" : a->last_error) + "\n";
+    return s;
+}
+
+Result<std::string> Swarm::agent_ctl_text(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    const Agent* a = find_agent(name);
+    if (!a) return make_error(ENOENT, "no agent " + name);
+    std::string s;
+    s += "state " + a->state() + "\n";
+    s += "queue " + std::to_string(a->waiting()) + "\n";
+    s += "turns " + std::to_string(a->turns) + "\n";
+    s += "failed " + std::to_string(a->failed) + "\n";
+    return s;
+}
+
+Result<std::string> Swarm::agent_err(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    const Agent* a = find_agent(name);
+    if (!a) return make_error(ENOENT, "no agent " + name);
+    std::string s;
+    for (auto& l : a->err) s += l + "\n";
+    return s;
+}
+
+std::shared_ptr<ByteStream> Swarm::agent_output(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    const Agent* a = find_agent(name);
+    return a ? a->output : nullptr;
+}
+
+Result<double> Swarm::agent_changed(const std::string& name) const {
+    std::lock_guard lk(mu_);
+    const Agent* a = find_agent(name);
+    if (!a) return make_error(ENOENT, "no agent " + name);
+    return std::max({a->changed, a->err_mtime, a->output->mtime()});
+}
+
+Status Swarm::agent_ctl(const std::string& name, std::string_view commands) {
+    if (!has_agent(name)) return make_error(ENOENT, "no agent " + name);
+    auto s = run_commands(agent_commands(name), commands);
+    if (!s) return report(name, make_error(s.error().code, "ctl: " + s.error().message));
+    return s;
+}
+
+// ---------------------------------------------------------------- swarm
+
+Status Swarm::ctl(std::string_view commands) {
+    auto s = run_commands(swarm_commands(), commands);
+    if (!s) return report("", make_error(s.error().code, "ctl: " + s.error().message));
+    return s;
+}
+
+std::string Swarm::ctl_text() const {
+    std::lock_guard lk(mu_);
+    std::vector<const Agent*> sorted;
+    for (auto& [n, a] : agents_) sorted.push_back(a.get());
+    std::sort(sorted.begin(), sorted.end(),
+              [](const Agent* x, const Agent* y) { return x->name < y->name; });
+    std::string s;
+    for (const Agent* a : sorted)
+        s += a->name + " " + a->state() + " " + std::to_string(a->waiting()) + " " +
+             std::to_string(a->turns) + "\n";
+    return s;
+}
+
+std::string Swarm::status_text() const {
+    std::lock_guard lk(mu_);
+    size_t queued = 0, running = 0, turns = 0, failed = 0;
+    for (auto& [n, a] : agents_) {
+        queued += a->waiting();
+        running += a->running ? 1 : 0;
+        turns += a->turns;
+        failed += a->failed;
+    }
+    std::string s;
+    s += "agents " + std::to_string(agents_.size()) + "\n";
+    s += "conversations " + std::to_string(convs_.size()) + "\n";
+    s += "queued " + std::to_string(queued) + "\n";
+    s += "running " + std::to_string(running) + "\n";
+    s += "turns " + std::to_string(turns) + "\n";
+    s += "failed " + std::to_string(failed) + "\n";
+    s += "uptime " + std::to_string(static_cast<int64_t>(now_seconds() - started_)) + "\n";
+    return s;
+}
+
+bool Swarm::wait_idle(double timeout_seconds) {
+    auto deadline = std::chrono::steady_clock::now() +
+                    std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
+    while (std::chrono::steady_clock::now() < deadline) {
+        {
+            std::lock_guard lk(mu_);
+            bool busy = false;
+            for (auto& [n, a] : agents_) busy = busy || a->active();
+            if (!busy) return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+}
+
+// ---------------------------------------------------------------- conversations
+
+Result<int64_t> Swarm::create_conversation() {
+    int64_t id = ++conv_seq_;
+    if (auto s = commit("conv_created", {{"conv", id}}); !s) return s.error();
+    return id;
+}
+
+std::vector<int64_t> Swarm::conversation_ids() const {
+    std::lock_guard lk(mu_);
+    std::vector<int64_t> ids;
+    for (auto& [id, c] : convs_) ids.push_back(id);
+    return ids;
+}
+
+bool Swarm::has_conversation(int64_t id) const {
+    std::lock_guard lk(mu_);
+    return convs_.count(id) > 0;
+}
+
+Status Swarm::conv_ctl(int64_t id, std::string_view commands) {
+    std::string agent;
+    {
+        std::lock_guard lk(mu_);
+        const Conversation* c = find_conv(id);
+        if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+        agent = c->agent;
+    }
+    auto s = run_commands(conv_commands(id), commands);
+    if (!s)
+        return report(agent, make_error(s.error().code, "conv " + std::to_string(id) +
+                                                            " ctl: " + s.error().message));
+    return s;
+}
+
+Result<std::string> Swarm::conv_ctl_text(int64_t id) const {
+    std::lock_guard lk(mu_);
+    const Conversation* c = find_conv(id);
+    if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    std::string state = c->closed ? "closed" : (c->pending.empty() ? "idle" : "busy");
+    return "id " + std::to_string(id) + "\nagent " + (c->agent.empty() ? "-" : c->agent) +
+           "\nstate " + state + "\n";
+}
+
+Status Swarm::conv_send(int64_t id, std::string text) {
+    std::string agent;
+    Error err;
+    bool failed = false;
+    {
+        std::lock_guard lk(mu_);
+        const Conversation* c = find_conv(id);
+        if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+        agent = c->agent;
+        std::string conv = "conversation " + std::to_string(id);
+        const Agent* a = agent.empty() ? nullptr : find_agent(agent);
+        if (c->closed) {
+            err = make_error(EPIPE, conv + " is closed");
+            failed = true;
+        } else if (agent.empty()) {
+            err = make_error(EDESTADDRREQ, conv + " has no agent: write \"agent NAME\" to its ctl");
+            failed = true;
+        } else if (!a) {
+            err = make_error(ENOENT, conv + ": agent " + agent + " no longer exists");
+            failed = true;
+        } else if (!a->config.runnable()) {
+            err = make_error(EINVAL, conv + ": agent " + agent + " has nothing to run");
+            failed = true;
+        }
+    }
+    if (failed) return report(agent, err);
+    return enqueue(agent, id, std::move(text));
+}
+
+std::shared_ptr<ByteStream> Swarm::conv_out(int64_t id) const {
+    std::lock_guard lk(mu_);
+    const Conversation* c = find_conv(id);
+    return c ? c->out : nullptr;
+}
+
+Result<std::string> Swarm::conv_agent(int64_t id) const {
+    std::lock_guard lk(mu_);
+    const Conversation* c = find_conv(id);
+    if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    return c->agent.empty() ? std::string() : c->agent + "\n";
+}
+
+Result<std::string> Swarm::conv_context(int64_t id) const {
+    std::lock_guard lk(mu_);
+    const Conversation* c = find_conv(id);
+    if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    std::string s;
+    for (auto& l : c->transcript) s += l + "\n";
+    return s;
+}
+
+Result<double> Swarm::conv_changed(int64_t id) const {
+    std::lock_guard lk(mu_);
+    const Conversation* c = find_conv(id);
+    if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    return std::max(c->changed, c->out->mtime());
+}
+
+}  // namespace swarmfs

@@ -1,0 +1,141 @@
+#pragma once
+// The orchestration kernel: agents, conversations, turns, and the event log
+// they are derived from. It knows nothing of FUSE: the file tree in fs/ and
+// the unit tests drive it through this interface. Every call is thread-safe.
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agents/agent.h"
+#include "agents/byte_stream.h"
+#include "agents/command_table.h"
+#include "agents/event_loop.h"
+#include "vault/event_log.h"
+
+namespace swarmfs {
+
+struct SwarmOptions {
+    std::string db_path = ":memory:";  // the event log (state/swarm.db)
+    std::string workdir;               // where exec agents run; empty: current dir
+    nlohmann::json defaults = nlohmann::json::object();  // config of a mkdir'd agent
+    nlohmann::json agents = nlohmann::json::object();    // declared at start (swarm.json)
+};
+
+// Parses a swarm file ({"defaults": {...}, "agents": {NAME: config}}) into options.
+Status load_swarm_file(const std::string& path, SwarmOptions& opts);
+
+struct Stamp {  // what `stat` shows of a kernel object
+    uint64_t size = 0;
+    double mtime = 0;
+};
+
+class Swarm {
+public:
+    static Result<std::unique_ptr<Swarm>> open(SwarmOptions opts);
+    ~Swarm();
+    Swarm(const Swarm&) = delete;
+    Swarm& operator=(const Swarm&) = delete;
+
+    // --- the swarm
+    Status ctl(std::string_view commands);  // root ctl
+    std::string ctl_text() const;
+    std::string status_text() const;
+    std::shared_ptr<ByteStream> log_stream() const { return log_stream_; }
+    double started() const { return started_; }
+
+    // --- agents
+    std::vector<std::string> agent_names() const;
+    bool has_agent(const std::string& name) const;
+    Status create_agent(const std::string& name, std::optional<nlohmann::json> config = {});
+    // EBUSY while it has work, unless stopped (or force, as root ctl kill does).
+    Status remove_agent(const std::string& name, bool force = false);
+    Result<std::string> config_text(const std::string& name) const;
+    Status set_config_text(const std::string& name, std::string_view text);
+    Result<std::string> instructions(const std::string& name) const;
+    Status set_instructions(const std::string& name, std::string_view text);
+    // Durable (fsync'd) before it returns success.
+    Status send(const std::string& name, std::string text);
+    Status agent_ctl(const std::string& name, std::string_view commands);
+    Result<std::string> agent_ctl_text(const std::string& name) const;
+    Result<std::string> agent_status(const std::string& name) const;
+    Result<std::string> agent_err(const std::string& name) const;
+    std::shared_ptr<ByteStream> agent_output(const std::string& name) const;
+    Result<double> agent_changed(const std::string& name) const;
+
+    // --- conversations
+    Result<int64_t> create_conversation();
+    std::vector<int64_t> conversation_ids() const;
+    bool has_conversation(int64_t id) const;
+    Status conv_ctl(int64_t id, std::string_view commands);
+    Result<std::string> conv_ctl_text(int64_t id) const;
+    Status conv_send(int64_t id, std::string text);
+    std::shared_ptr<ByteStream> conv_out(int64_t id) const;
+    Result<std::string> conv_agent(int64_t id) const;
+    Result<std::string> conv_context(int64_t id) const;
+    Result<double> conv_changed(int64_t id) const;
+
+    // Records a user-facing error: the agent's err (when given), and the log.
+    Error report(const std::string& agent, Error e);
+
+    // Kills running turns and flushes the log. Called before unmount exits.
+    void shutdown();
+    // For tests: waits until no agent has work (or the timeout passes).
+    bool wait_idle(double timeout_seconds);
+
+private:
+    explicit Swarm(SwarmOptions opts);
+    Status replay();
+    void apply(const Event& e, bool replaying);  // the reducer: state from events
+    void on_committed(const Event& e);
+    Status commit(const std::string& kind, nlohmann::json data);
+    Status enqueue(const std::string& agent, int64_t conv, std::string text);
+    Status declare_agents();
+
+    // turns (swarm_turns.cpp), all on the loop thread
+    void schedule(const std::string& name);
+    void start_turn(Agent& a);
+    void on_turn_stdout(const std::string& name, int64_t turn, std::string_view data);
+    void on_turn_stderr(const std::string& name, int64_t turn, std::string_view data);
+    void finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason);
+    void cancel_turn(Agent& a, const std::string& reason);
+
+    // helpers, with mu_ held
+    Agent* find_agent(const std::string& name);
+    const Agent* find_agent(const std::string& name) const;
+    Conversation* find_conv(int64_t id);
+    const Conversation* find_conv(int64_t id) const;
+    void refresh_streams(Agent& a);
+    void add_err_line(Agent& a, const std::string& line, double ts);
+    void finish_message(Agent& a, const QueuedMessage& m, const std::string& output, bool ok,
+                        const std::string& reason, bool replaying);
+
+    // command tables (swarm_commands.cpp)
+    CommandTable swarm_commands();
+    CommandTable agent_commands(const std::string& name);
+    CommandTable conv_commands(int64_t id);
+
+    SwarmOptions opts_;
+    std::unique_ptr<EventLog> log_;
+    std::unique_ptr<EventLoop> loop_;
+    std::shared_ptr<ByteStream> log_stream_ = std::make_shared<ByteStream>(true);
+    double started_ = 0;
+
+    mutable std::mutex mu_;  // agents_, convs_ and everything inside them
+    std::unordered_map<std::string, std::unique_ptr<Agent>> agents_;
+    std::map<int64_t, std::unique_ptr<Conversation>> convs_;
+    // Serializes check-then-commit for declarations (agents, config, ctl) so
+    // two racing writers cannot both pass validation. Never held with mu_.
+    std::mutex declare_mu_;
+
+    std::atomic<int64_t> msg_seq_{0}, turn_seq_{0}, conv_seq_{0};
+    std::atomic<bool> replaying_{false};
+    std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace swarmfs

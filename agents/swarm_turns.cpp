@@ -1,0 +1,148 @@
+// Turns: taking the next message of an agent, running it, and recording how
+// it ended. Everything here runs on the event loop thread, so a running
+// child holds no thread; state changes take the Swarm's mutex briefly.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "agents/swarm.h"
+
+extern char** environ;
+
+namespace swarmfs {
+
+using json = nlohmann::json;
+
+void Swarm::schedule(const std::string& name) {
+    std::lock_guard lk(mu_);
+    if (shut_down_) return;
+    Agent* a = find_agent(name);
+    if (!a || a->running || a->stopped || a->queue.empty() || !a->config.runnable()) return;
+    start_turn(*a);
+}
+
+void Swarm::start_turn(Agent& a) {
+    const QueuedMessage& m = a.queue.front();
+    a.running = true;
+    a.turn = ++turn_seq_;
+    a.turn_output.clear();
+    a.stderr_text.clear();
+    a.stderr_shown = 0;
+    a.cancel_reason.clear();
+    int64_t turn = a.turn;
+    std::string name = a.name;
+
+    json d = {{"turn", turn}, {"msg", m.msg}, {"agent", name}};
+    if (m.conv) d["conv"] = m.conv;
+    Event started;
+    started.kind = "turn_started";
+    started.data = d;
+    log_->post({std::move(started)});
+
+    ExecSpec spec;
+    spec.argv = a.config.exec;
+    spec.cwd = opts_.workdir;
+    spec.input = m.text;
+    std::map<std::string, std::string> env;
+    for (char** e = environ; e && *e; ++e) {
+        std::string kv = *e;
+        auto eq = kv.find('=');
+        if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    for (auto& [k, v] : a.config.env) env[k] = v;
+    env["SWARMFS_AGENT"] = name;
+    env["SWARMFS_TURN"] = std::to_string(turn);
+    env["SWARMFS_MSG"] = std::to_string(m.msg);
+    env["SWARMFS_INSTRUCTIONS"] = a.config.instructions;
+    if (m.conv) env["SWARMFS_CONV"] = std::to_string(m.conv);
+    else env.erase("SWARMFS_CONV");
+    for (auto& [k, v] : env) spec.env.push_back(k + "=" + v);
+
+    ExecCallbacks cb;
+    cb.on_stdout = [this, name, turn](std::string_view data) { on_turn_stdout(name, turn, data); };
+    cb.on_stderr = [this, name, turn](std::string_view data) { on_turn_stderr(name, turn, data); };
+    cb.on_exit = [this, name, turn](const ExitInfo& info) {
+        // Not inside the process's own callback: finishing drops the process.
+        loop_->post([this, name, turn, info] { finish_turn(name, turn, info.ok, info.reason); });
+    };
+    auto proc = ExecProcess::start(*loop_, std::move(spec), std::move(cb));
+    if (!proc) {
+        std::string why = proc.error().message;
+        loop_->post([this, name, turn, why] { finish_turn(name, turn, false, why); });
+        return;
+    }
+    a.proc = *proc;
+    refresh_streams(a);
+}
+
+void Swarm::on_turn_stdout(const std::string& name, int64_t turn, std::string_view data) {
+    std::lock_guard lk(mu_);
+    Agent* a = find_agent(name);
+    if (!a || a->turn != turn || !a->running) return;
+    a->turn_output.append(data);
+    a->output->append(data);
+    if (Conversation* c = find_conv(a->queue.front().conv)) c->out->append(data);
+}
+
+void Swarm::on_turn_stderr(const std::string& name, int64_t turn, std::string_view data) {
+    std::lock_guard lk(mu_);
+    Agent* a = find_agent(name);
+    if (!a || a->turn != turn || !a->running) return;
+    a->stderr_text.append(data);
+    // Complete lines go to err now; the whole text is logged with the turn.
+    double ts = now_seconds();
+    size_t nl;
+    while ((nl = a->stderr_text.find('\n', a->stderr_shown)) != std::string::npos) {
+        add_err_line(*a, "turn " + std::to_string(turn) + " stderr: " +
+                             a->stderr_text.substr(a->stderr_shown, nl - a->stderr_shown), ts);
+        a->stderr_shown = nl + 1;
+    }
+}
+
+void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason) {
+    Event ev;
+    std::shared_ptr<ExecProcess> proc;  // destroyed after the lock is released
+    {
+        std::lock_guard lk(mu_);
+        Agent* a = find_agent(name);
+        if (!a || a->turn != turn || !a->running) return;
+        if (!a->cancel_reason.empty()) {
+            ok = false;
+            reason = a->cancel_reason;
+        }
+        QueuedMessage m = a->queue.front();
+        const std::string& stderr_text = a->stderr_text;
+        std::string unshown = stderr_text.substr(a->stderr_shown);
+        double ts = now_seconds();
+        if (!unshown.empty()) add_err_line(*a, "turn " + std::to_string(turn) + " stderr: " + unshown, ts);
+        if (!ok) add_err_line(*a, "turn " + std::to_string(turn) + ": " + reason, ts);
+
+        ev.kind = ok ? "turn_finished" : "turn_failed";
+        ev.ts = ts;
+        ev.data = {{"turn", turn}, {"msg", m.msg}, {"agent", name}, {"output", a->turn_output}};
+        if (m.conv) ev.data["conv"] = m.conv;
+        if (!ok) ev.data["reason"] = reason;
+        if (!stderr_text.empty()) ev.data["stderr"] = stderr_text;
+
+        a->running = false;
+        proc = std::move(a->proc);
+        finish_message(*a, m, a->turn_output, ok, reason, false);
+        a->turn_output.clear();
+        a->stderr_text.clear();
+        a->stderr_shown = 0;
+        refresh_streams(*a);
+    }
+    // The output and the turn's end are one event, committed together: after
+    // a crash a turn is either wholly there or runs again, never shown twice.
+    log_->post({std::move(ev)});
+    if (!ok) spdlog::info("agent {} turn {} failed: {}", name, turn, reason);
+    schedule(name);
+}
+
+void Swarm::cancel_turn(Agent& a, const std::string& reason) {
+    if (!a.running || !a.proc) return;
+    a.cancel_reason = reason;
+    auto proc = a.proc;
+    loop_->post([proc] { proc->kill(); });
+}
+
+}  // namespace swarmfs

@@ -1,0 +1,190 @@
+// swarmfs MNT --state DIR [--config swarm.json] [-f] [-d] [-o opt,...]
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "agents/swarm.h"
+#include "fs/fuse_adapter.h"
+#include "fs/swarm_tree.h"
+
+namespace {
+
+struct Options {
+    std::string mountpoint, state, config;
+    bool foreground = false, debug = false;
+    std::vector<std::string> fuse_opts;
+};
+
+void usage(FILE* out) {
+    fprintf(out,
+            "usage: swarmfs MNT --state DIR [--config swarm.json] [-f] [-d] [-o opt,...]\n"
+            "  --state DIR    where the event log (swarm.db) lives; created if missing\n"
+            "  --config FILE  swarm file applied at start (docs/config.md)\n"
+            "  -f             stay in the foreground (Ctrl-C or SIGTERM unmounts)\n"
+            "  -d             foreground with FUSE debugging\n"
+            "  -o opt,...     extra FUSE mount options (e.g. allow_other)\n");
+}
+
+bool parse(int argc, char** argv, Options& o) {
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&](std::string& out) {
+            if (i + 1 >= argc) return false;
+            out = argv[++i];
+            return true;
+        };
+        if (a == "--state") {
+            if (!value(o.state)) return false;
+        } else if (a == "--config") {
+            if (!value(o.config)) return false;
+        } else if (a == "-f") {
+            o.foreground = true;
+        } else if (a == "-d") {
+            o.foreground = o.debug = true;
+        } else if (a == "-o") {
+            std::string v;
+            if (!value(v)) return false;
+            o.fuse_opts.push_back(v);
+        } else if (a == "-h" || a == "--help") {
+            usage(stdout);
+            exit(0);
+        } else if (!a.empty() && a[0] != '-' && o.mountpoint.empty()) {
+            o.mountpoint = a;
+        } else {
+            fprintf(stderr, "swarmfs: unknown argument %s\n", a.c_str());
+            return false;
+        }
+    }
+    return !o.mountpoint.empty() && !o.state.empty();
+}
+
+// Daemon mode: the parent waits until the child has mounted (or failed), so
+// `swarmfs MNT ...; ls MNT` works and the exit status means something.
+int ready_fd = -1;
+
+void report_ready(char status) {
+    if (ready_fd < 0) return;
+    ssize_t n = write(ready_fd, &status, 1);
+    (void)n;
+    close(ready_fd);
+    ready_fd = -1;
+}
+
+int daemonize() {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid > 0) {
+        close(fds[1]);
+        char status = 1;
+        ssize_t n = read(fds[0], &status, 1);
+        _exit(n == 1 ? status : 1);
+    }
+    close(fds[0]);
+    ready_fd = fds[1];
+    setsid();
+    return 0;
+}
+
+int fail(const std::string& msg) {
+    fprintf(stderr, "swarmfs: %s\n", msg.c_str());
+    report_ready(1);
+    return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    if (!parse(argc, argv, o)) {
+        usage(stderr);
+        return 2;
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(o.state, ec);
+    if (ec) return fail("cannot create state folder " + o.state + ": " + ec.message());
+    std::string state = std::filesystem::absolute(o.state).string();
+
+    swarmfs::SwarmOptions sopts;
+    sopts.db_path = state + "/swarm.db";
+    sopts.workdir = std::filesystem::current_path().string();
+    if (!o.config.empty()) {
+        if (auto s = swarmfs::load_swarm_file(o.config, sopts); !s) return fail(s.error().message);
+        sopts.workdir = std::filesystem::absolute(o.config).parent_path().string();
+    }
+    std::string mnt = std::filesystem::absolute(o.mountpoint).string();
+
+    // Fork before any thread exists: the kernel's writer and loop threads
+    // start when the swarm opens.
+    if (!o.foreground && daemonize() != 0) return fail("cannot fork");
+    if (!o.foreground) {
+        auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(state + "/swarmfs.log");
+        spdlog::set_default_logger(std::make_shared<spdlog::logger>("swarmfs", sink));
+        spdlog::flush_every(std::chrono::seconds(1));
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    auto swarm = swarmfs::Swarm::open(sopts);
+    if (!swarm) return fail(swarm.error().message);
+
+    swarmfs::fs::SwarmTree tree(**swarm);
+    swarmfs::fs::FuseAdapter adapter(tree.root());
+
+    std::vector<std::string> args = {"swarmfs", "-o", "fsname=swarmfs,subtype=swarmfs"};
+    for (auto& opt : o.fuse_opts) {
+        args.push_back("-o");
+        args.push_back(opt);
+    }
+    if (o.debug) args.push_back("-d");
+    std::vector<char*> cargs;
+    for (auto& a : args) cargs.push_back(a.data());
+    fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(cargs.size()), cargs.data());
+
+    fuse_session* se = fuse_session_new(&fargs, &swarmfs::fs::FuseAdapter::ops(),
+                                        sizeof(fuse_lowlevel_ops), &adapter);
+    if (!se) return fail("cannot create the FUSE session");
+    if (fuse_set_signal_handlers(se) != 0) {
+        fuse_session_destroy(se);
+        return fail("cannot set signal handlers");
+    }
+    if (fuse_session_mount(se, mnt.c_str()) != 0) {
+        fuse_remove_signal_handlers(se);
+        fuse_session_destroy(se);
+        return fail("cannot mount on " + mnt + " (does it exist? is /dev/fuse available?)");
+    }
+    spdlog::info("swarmfs mounted on {} with state {}", mnt, state);
+    if (!o.foreground) {
+        int null = open("/dev/null", O_RDWR);
+        report_ready(0);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+            close(null);
+        }
+    }
+
+    fuse_loop_config cfg{};
+    cfg.clone_fd = 0;
+    cfg.max_idle_threads = 16;
+    int rc = fuse_session_loop_mt(se, &cfg);
+
+    spdlog::info("swarmfs unmounting {}", mnt);
+    adapter.abort_parked();
+    (*swarm)->shutdown();
+    fuse_session_unmount(se);
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return rc == 0 ? 0 : 1;
+}
