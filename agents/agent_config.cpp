@@ -85,6 +85,21 @@ Result<AgentConfig> AgentConfig::parse(std::string_view text) {
     return from_json(j);
 }
 
+Status AgentConfig::check_partial(std::string_view text) {
+    // Writers end a document with a newline; a chunk boundary elsewhere may
+    // split a token or a UTF-8 sequence, so only judge at a line end.
+    if (text.empty() || text.back() != '\n') return {};
+    try {
+        json j = json::parse(text.begin(), text.end());
+        if (auto c = from_json(j); !c) return c.error();
+        return {};
+    } catch (const json::parse_error& e) {
+        // An error found before the last byte cannot be cured by appending.
+        if (e.byte < text.size()) return parse(text).error();
+        return {};
+    }
+}
+
 nlohmann::json AgentConfig::to_json() const {
     json j = json::object();
     if (!exec.empty()) j["exec"] = exec;

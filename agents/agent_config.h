@@ -19,6 +19,10 @@ struct AgentConfig {
     // EINVAL with a reason a user can act on ("config: exec must be ...").
     static Result<AgentConfig> parse(std::string_view text);
     static Result<AgentConfig> from_json(const nlohmann::json& j);
+    // For a document still being written: fails only when no continuation
+    // could make it valid, so `echo '{bad' > config` fails at write(), where
+    // the shell sees it, and a config written in several chunks does not.
+    static Status check_partial(std::string_view text);
     nlohmann::json to_json() const;
     // Pretty JSON plus newline: what reading the config file shows.
     std::string to_text() const;

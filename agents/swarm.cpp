@@ -412,6 +412,11 @@ Status Swarm::set_config_text(const std::string& name, std::string_view text) {
     return commit("agent_config", {{"agent", name}, {"config", parsed->to_json()}});
 }
 
+Status Swarm::check_config_draft(const std::string& name, std::string_view text) {
+    if (auto s = AgentConfig::check_partial(text); !s) return report(name, s.error());
+    return {};
+}
+
 Result<std::string> Swarm::instructions(const std::string& name) const {
     std::lock_guard lk(mu_);
     const Agent* a = find_agent(name);
@@ -440,7 +445,7 @@ Status Swarm::enqueue(const std::string& agent, int64_t conv, std::string text) 
     return {};
 }
 
-Status Swarm::send(const std::string& name, std::string text) {
+Status Swarm::can_send(const std::string& name) {
     bool runnable;
     {
         std::lock_guard lk(mu_);
@@ -452,6 +457,11 @@ Status Swarm::send(const std::string& name, std::string text) {
         return report(name, make_error(EINVAL, "agent " + name +
                                                    " has nothing to run: write {\"exec\": [...]} "
                                                    "to its config first"));
+    return {};
+}
+
+Status Swarm::send(const std::string& name, std::string text) {
+    if (auto s = can_send(name); !s) return s;
     return enqueue(name, 0, std::move(text));
 }
 
@@ -612,10 +622,9 @@ Result<std::string> Swarm::conv_ctl_text(int64_t id) const {
            "\nstate " + state + "\n";
 }
 
-Status Swarm::conv_send(int64_t id, std::string text) {
+Result<std::string> Swarm::conv_target(int64_t id) {
     std::string agent;
-    Error err;
-    bool failed = false;
+    std::optional<Error> err;
     {
         std::lock_guard lk(mu_);
         const Conversation* c = find_conv(id);
@@ -623,22 +632,29 @@ Status Swarm::conv_send(int64_t id, std::string text) {
         agent = c->agent;
         std::string conv = "conversation " + std::to_string(id);
         const Agent* a = agent.empty() ? nullptr : find_agent(agent);
-        if (c->closed) {
+        if (c->closed)
             err = make_error(EPIPE, conv + " is closed");
-            failed = true;
-        } else if (agent.empty()) {
+        else if (agent.empty())
             err = make_error(EDESTADDRREQ, conv + " has no agent: write \"agent NAME\" to its ctl");
-            failed = true;
-        } else if (!a) {
+        else if (!a)
             err = make_error(ENOENT, conv + ": agent " + agent + " no longer exists");
-            failed = true;
-        } else if (!a->config.runnable()) {
+        else if (!a->config.runnable())
             err = make_error(EINVAL, conv + ": agent " + agent + " has nothing to run");
-            failed = true;
-        }
     }
-    if (failed) return report(agent, err);
-    return enqueue(agent, id, std::move(text));
+    if (err) return report(agent, *err);
+    return agent;
+}
+
+Status Swarm::conv_can_send(int64_t id) {
+    auto agent = conv_target(id);
+    if (!agent) return agent.error();
+    return {};
+}
+
+Status Swarm::conv_send(int64_t id, std::string text) {
+    auto agent = conv_target(id);
+    if (!agent) return agent.error();
+    return enqueue(*agent, id, std::move(text));
 }
 
 std::shared_ptr<ByteStream> Swarm::conv_out(int64_t id) const {

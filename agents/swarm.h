@@ -57,8 +57,12 @@ public:
     Status remove_agent(const std::string& name, bool force = false);
     Result<std::string> config_text(const std::string& name) const;
     Status set_config_text(const std::string& name, std::string_view text);
+    // A config still being written: EINVAL once it cannot become valid.
+    Status check_config_draft(const std::string& name, std::string_view text);
     Result<std::string> instructions(const std::string& name) const;
     Status set_instructions(const std::string& name, std::string_view text);
+    // Whether a message could be sent now (checked at write, before close).
+    Status can_send(const std::string& name);
     // Durable (fsync'd) before it returns success.
     Status send(const std::string& name, std::string text);
     Status agent_ctl(const std::string& name, std::string_view commands);
@@ -74,6 +78,7 @@ public:
     bool has_conversation(int64_t id) const;
     Status conv_ctl(int64_t id, std::string_view commands);
     Result<std::string> conv_ctl_text(int64_t id) const;
+    Status conv_can_send(int64_t id);
     Status conv_send(int64_t id, std::string text);
     std::shared_ptr<ByteStream> conv_out(int64_t id) const;
     Result<std::string> conv_agent(int64_t id) const;
@@ -95,6 +100,8 @@ private:
     void on_committed(const Event& e);
     Status commit(const std::string& kind, nlohmann::json data);
     Status enqueue(const std::string& agent, int64_t conv, std::string text);
+    // The agent a message to conversation id goes to, or why it cannot.
+    Result<std::string> conv_target(int64_t id);
     Status declare_agents();
 
     // turns (swarm_turns.cpp), all on the loop thread

@@ -4,14 +4,15 @@
 #include <sys/stat.h>
 
 #include <mutex>
+#include <optional>
 
 namespace swarmfs::fs {
 
 namespace {
 class DocumentHandle : public Handle {
 public:
-    DocumentHandle(std::string text, bool truncated, SetFn set)
-        : text_(std::move(text)), truncated_(truncated), set_(std::move(set)) {}
+    DocumentHandle(std::string text, bool truncated, SetFn set, SetFn check)
+        : text_(std::move(text)), truncated_(truncated), set_(std::move(set)), check_(std::move(check)) {}
     ReadResult read(size_t size, uint64_t offset) override {
         std::lock_guard lk(mu_);
         if (offset >= text_.size()) return ReadResult::bytes({});
@@ -20,15 +21,26 @@ public:
     Result<size_t> write(std::string_view data, uint64_t offset) override {
         if (offset > (1u << 24)) return make_error(EFBIG, "document too large");
         std::lock_guard lk(mu_);
+        if (rejected_) return *rejected_;
+        bool appending = offset == text_.size();
         if (text_.size() < offset + data.size()) text_.resize(offset + data.size());
         text_.replace(offset, data.size(), data);
         dirty_ = written_ = true;
+        if (appending && check_) {
+            if (auto s = check_(text_); !s) {
+                // Rejected: nothing of it will be installed at close.
+                rejected_ = s.error();
+                dirty_ = false;
+                return s.error();
+            }
+        }
         return data.size();
     }
     Status truncate(uint64_t size) override {
         if (size > (1u << 24)) return make_error(EFBIG, "document too large");
         std::lock_guard lk(mu_);
         text_.resize(size);
+        rejected_.reset();
         dirty_ = written_ = true;
         return {};
     }
@@ -60,7 +72,9 @@ private:
     std::string text_;
     bool truncated_;
     bool dirty_ = false, written_ = false;
+    std::optional<Error> rejected_;
     SetFn set_;
+    SetFn check_;
 };
 }  // namespace
 
@@ -78,7 +92,7 @@ Result<std::unique_ptr<Handle>> DocumentFile::open(int flags) {
         if (!cur) return cur.error();
         text = std::move(*cur);
     }
-    return std::unique_ptr<Handle>(std::make_unique<DocumentHandle>(std::move(text), truncating, set_));
+    return std::unique_ptr<Handle>(std::make_unique<DocumentHandle>(std::move(text), truncating, set_, check_draft_));
 }
 
 Status DocumentFile::truncate(uint64_t size) {

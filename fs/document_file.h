@@ -11,8 +11,11 @@ using SetFn = std::function<Status(std::string_view)>;
 
 class DocumentFile : public FileNode {
 public:
-    DocumentFile(TextFn get, SetFn set, TimeFn mtime)
-        : get_(std::move(get)), set_(std::move(set)), mtime_(std::move(mtime)) {}
+    // `check_draft` (optional) judges the text after each appending write
+    // and fails the write once the document can no longer become valid.
+    DocumentFile(TextFn get, SetFn set, TimeFn mtime, SetFn check_draft = nullptr)
+        : get_(std::move(get)), set_(std::move(set)), mtime_(std::move(mtime)),
+          check_draft_(std::move(check_draft)) {}
     Result<Attr> attr() const override;
     Result<std::unique_ptr<Handle>> open(int flags) override;
     Status truncate(uint64_t size) override;
@@ -23,6 +26,7 @@ private:
     TextFn get_;
     SetFn set_;
     TimeFn mtime_;
+    SetFn check_draft_;
 };
 
 }  // namespace swarmfs::fs

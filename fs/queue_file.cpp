@@ -9,10 +9,12 @@ namespace swarmfs::fs {
 namespace {
 class QueueHandle : public Handle {
 public:
-    explicit QueueHandle(SendFn send) : send_(std::move(send)) {}
+    QueueHandle(SendFn send, std::function<Status()> check)
+        : send_(std::move(send)), check_(std::move(check)) {}
     ReadResult read(size_t, uint64_t) override { return ReadResult::error(EACCES); }
     // Offsets are ignored: a queue only appends, like a pipe.
     Result<size_t> write(std::string_view data, uint64_t) override {
+        if (auto s = check_(); !s) return s.error();
         std::lock_guard lk(mu_);
         pending_.append(data);
         return data.size();
@@ -30,6 +32,7 @@ public:
 
 private:
     SendFn send_;
+    std::function<Status()> check_;
     std::mutex mu_;
     std::string pending_;
 };
@@ -43,7 +46,7 @@ Result<Attr> QueueFile::attr() const {
 Result<std::unique_ptr<Handle>> QueueFile::open(int flags) {
     if (wants_read(flags)) return make_error(EACCES, "write-only file");
     if (auto s = exists_(); !s) return s.error();
-    return std::unique_ptr<Handle>(std::make_unique<QueueHandle>(send_));
+    return std::unique_ptr<Handle>(std::make_unique<QueueHandle>(send_, check_));
 }
 
 }  // namespace swarmfs::fs

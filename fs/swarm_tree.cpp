@@ -51,6 +51,7 @@ public:
             {"inbox", [&s, n] {
                  return std::make_shared<QueueFile>(
                      [&s, n](std::string m) { return s.send(n, std::move(m)); },
+                     [&s, n] { return s.can_send(n); },
                      [&s, n]() -> Status {
                          if (!s.has_agent(n)) return make_error(ENOENT, "no agent " + n);
                          return {};
@@ -66,7 +67,8 @@ public:
             {"config", [&s, n, changed] {
                  return std::make_shared<DocumentFile>(
                      [&s, n] { return s.config_text(n); },
-                     [&s, n](std::string_view t) { return s.set_config_text(n, t); }, changed);
+                     [&s, n](std::string_view t) { return s.set_config_text(n, t); }, changed,
+                     [&s, n](std::string_view t) { return s.check_config_draft(n, t); });
              }},
             {"instructions", [&s, n, changed] {
                  return std::make_shared<DocumentFile>(
@@ -194,6 +196,7 @@ public:
             {"in", [&s, id] {
                  return std::make_shared<QueueFile>(
                      [&s, id](std::string m) { return s.conv_send(id, std::move(m)); },
+                     [&s, id] { return s.conv_can_send(id); },
                      [&s, id]() -> Status {
                          if (!s.has_conversation(id)) return make_error(ENOENT, "no conversation");
                          return {};
