@@ -10,7 +10,45 @@ namespace swarmfs {
 using json = nlohmann::json;
 
 namespace {
-// "spawn NAME {json}" or "spawn NAME key=value ...".
+// One value of key=value: a "quoted string", a JSON array or object (which
+// may contain spaces), or a bare word taken as JSON if it parses (numbers,
+// true) and as a string otherwise.
+Result<json> take_value(std::string_view& in) {
+    if (in.empty()) return json("");
+    if (in.front() == '"' || in.front() == '[' || in.front() == '{') {
+        int depth = 0;
+        bool quoted = false;
+        for (size_t i = 0; i < in.size(); ++i) {
+            char c = in[i];
+            if (quoted) {
+                if (c == '\\') ++i;
+                else if (c == '"') quoted = false;
+            } else if (c == '"') {
+                quoted = true;
+            } else if (c == '[' || c == '{') {
+                ++depth;
+            } else if (c == ']' || c == '}') {
+                --depth;
+            }
+            if (!quoted && depth == 0) {
+                json v = json::parse(in.substr(0, i + 1), nullptr, false);
+                if (v.is_discarded())
+                    return make_error(EINVAL, "spawn: bad value " + std::string(in.substr(0, i + 1)));
+                in.remove_prefix(i + 1);
+                return v;
+            }
+        }
+        return make_error(EINVAL, "spawn: unterminated value " + std::string(in));
+    }
+    size_t end = 0;
+    while (end < in.size() && !isspace(static_cast<unsigned char>(in[end]))) ++end;
+    std::string word(in.substr(0, end));
+    in.remove_prefix(end);
+    json v = json::parse(word, nullptr, false);
+    return v.is_discarded() ? json(word) : v;
+}
+
+// "spawn NAME", "spawn NAME {json}" or "spawn NAME key=value ...".
 Result<json> spawn_config(const std::vector<std::string>& words, const std::string& rest) {
     std::string_view tail = trim(std::string_view(rest).substr(words[0].size()));
     if (tail.empty()) return json();  // null: the swarm's defaults
@@ -21,15 +59,18 @@ Result<json> spawn_config(const std::vector<std::string>& words, const std::stri
         return j;
     }
     json j = json::object();
-    for (size_t i = 1; i < words.size(); ++i) {
-        auto eq = words[i].find('=');
-        if (eq == std::string::npos || eq == 0)
-            return make_error(EINVAL, "spawn: expected key=value, got \"" + words[i] + "\"");
-        std::string key = words[i].substr(0, eq), value = words[i].substr(eq + 1);
-        json v = json::parse(value, nullptr, false);
-        if (v.is_discarded()) v = value;
-        if (key == "exec" && v.is_string()) v = split_words(v.get<std::string>());
-        j[key] = v;
+    while (!(tail = trim(tail)).empty()) {
+        size_t eq = tail.find('=');
+        size_t space = tail.find_first_of(" \t");
+        if (eq == std::string_view::npos || eq == 0 || (space != std::string_view::npos && space < eq))
+            return make_error(EINVAL, "spawn: expected key=value, got \"" +
+                                          std::string(tail.substr(0, space)) + "\"");
+        std::string key(tail.substr(0, eq));
+        tail.remove_prefix(eq + 1);
+        auto v = take_value(tail);
+        if (!v) return v.error();
+        if (key == "exec" && v->is_string()) *v = split_words(v->get<std::string>());
+        j[key] = *v;
     }
     return j;
 }
