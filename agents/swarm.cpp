@@ -16,8 +16,10 @@ namespace swarmfs {
 using json = nlohmann::json;
 
 std::string Agent::state() const {
-    if (running) return "running";
+    // A stopped agent says so at once, while its cancelled turn is still
+    // being killed.
     if (stopped) return "stopped";
+    if (running) return "running";
     if (!queue.empty()) return config.runnable() ? "queued" : "unconfigured";
     return "idle";
 }
@@ -173,24 +175,27 @@ void Swarm::add_err_line(Agent& a, const std::string& line, double ts) {
     a.err_mtime = ts;
 }
 
+void Swarm::refresh_conv(Conversation& c) {
+    bool live = false;
+    for (auto it = c.pending.begin(); it != c.pending.end();) {
+        if (it->second <= 0) {
+            it = c.pending.erase(it);
+            continue;
+        }
+        const Agent* other = find_agent(it->first);
+        if (other && other->active()) live = true;
+        ++it;
+    }
+    c.out->set_live(live);
+}
+
 void Swarm::refresh_streams(Agent& a) {
     a.output->set_live(a.active());
     std::set<int64_t> ids;
     for (auto& m : a.queue)
         if (m.conv) ids.insert(m.conv);
-    for (auto& [id, c] : convs_) {
-        if (c->pending.count(a.name)) ids.insert(id);
-    }
-    for (int64_t id : ids) {
-        Conversation* c = find_conv(id);
-        if (!c) continue;
-        bool live = false;
-        for (auto& [agent, n] : c->pending) {
-            const Agent* other = find_agent(agent);
-            if (n > 0 && other && other->active()) live = true;
-        }
-        c->out->set_live(live);
-    }
+    for (int64_t id : ids)
+        if (Conversation* c = find_conv(id)) refresh_conv(*c);
 }
 
 static int64_t num(const json& d, const char* key) {
@@ -214,7 +219,7 @@ void Swarm::finish_message(Agent& a, const QueuedMessage& m, const std::string& 
     a.changed = now_seconds();
     if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
         if (replaying) c->out->append(output);
-        if (--c->pending[a.name] <= 0) c->pending.erase(a.name);
+        --c->pending[a.name];
         json line = {{"role", "assistant"}, {"agent", a.name}, {"content", output}};
         if (!output.empty() || ok) c->transcript.push_back(line.dump());
         if (!ok)
@@ -228,6 +233,7 @@ void Swarm::finish_message(Agent& a, const QueuedMessage& m, const std::string& 
             break;
         }
     }
+    if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) refresh_conv(*c);
 }
 
 // The reducer. With replaying=false only declarations arrive here (turns are
@@ -252,11 +258,15 @@ void Swarm::apply(const Event& e, bool replaying) {
         }
     } else if (k == "agent_removed") {
         if (Agent* a = find_agent(agent)) {
-            for (auto& m : a->queue)
-                if (Conversation* c = find_conv(m.conv)) c->pending.erase(agent);
             a->queue.clear();
             a->stopped = true;
-            refresh_streams(*a);
+            a->running = false;  // its turn, if any, is killed below and ignored
+            a->output->set_live(false);
+            for (auto& [id, c] : convs_) {
+                if (!c->pending.count(agent)) continue;
+                c->pending.erase(agent);
+                refresh_conv(*c);
+            }
             if (a->proc) {
                 auto proc = a->proc;
                 loop_->post([proc] { proc->kill(); });

@@ -118,6 +118,7 @@ private:
     Conversation* find_conv(int64_t id);
     const Conversation* find_conv(int64_t id) const;
     void refresh_streams(Agent& a);
+    void refresh_conv(Conversation& c);
     void add_err_line(Agent& a, const std::string& line, double ts);
     void finish_message(Agent& a, const QueuedMessage& m, const std::string& output, bool ok,
                         const std::string& reason, bool replaying);

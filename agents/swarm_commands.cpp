@@ -1,7 +1,9 @@
 // The command tables of the three ctl files: root ctl, agents/NAME/ctl and
 // conv/N/ctl. One row per command; run_commands() does the parsing.
 #include <climits>
+#include <chrono>
 #include <cstdint>
+#include <thread>
 
 #include "agents/swarm.h"
 
@@ -98,8 +100,21 @@ CommandTable Swarm::agent_commands(const std::string& name) {
     };
     auto stop = [this, name, set_run_state]() -> Status {
         if (auto s = set_run_state("stop"); !s) return s;
-        std::lock_guard lk(mu_);
-        if (Agent* a = find_agent(name)) cancel_turn(*a, "stopped by ctl");
+        {
+            std::lock_guard lk(mu_);
+            if (Agent* a = find_agent(name)) cancel_turn(*a, "stopped by ctl");
+        }
+        // The write returns once the cancelled turn has ended and is recorded,
+        // so what `stop` did is visible in status, err and log right after.
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (std::chrono::steady_clock::now() < deadline) {
+            {
+                std::lock_guard lk(mu_);
+                const Agent* a = find_agent(name);
+                if (!a || !a->running) break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+        }
         return {};
     };
     return {

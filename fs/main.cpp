@@ -186,5 +186,9 @@ int main(int argc, char** argv) {
     fuse_session_unmount(se);
     fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
-    return rc == 0 ? 0 : 1;
+    // libfuse reports a loop ended by SIGTERM/SIGINT/SIGHUP as that signal's
+    // number: for us that is the ordinary, clean way to stop.
+    bool clean = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP;
+    if (!clean) spdlog::error("FUSE session ended with error {}", rc);
+    return clean ? 0 : 1;
 }

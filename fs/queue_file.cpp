@@ -44,7 +44,7 @@ Result<Attr> QueueFile::attr() const {
     return Attr{S_IFREG | 0644, 0, 0};
 }
 
-Result<std::unique_ptr<Handle>> QueueFile::open(int flags) {
+Result<std::unique_ptr<Handle>> QueueFile::open(int) {
     if (auto s = exists_(); !s) return s.error();
     return std::unique_ptr<Handle>(std::make_unique<QueueHandle>(send_, check_));
 }

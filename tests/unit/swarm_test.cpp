@@ -68,6 +68,7 @@ TEST_F(SwarmTest, ConversationRoutesToItsAgentAndKeepsATranscript) {
     ASSERT_TRUE(s->conv_send(*id, "good morning\n").ok());
     ASSERT_TRUE(s->wait_idle(10));
     EXPECT_EQ(s->conv_out(*id)->snapshot(), "GOOD MORNING\n");
+    EXPECT_FALSE(s->conv_out(*id)->live()) << "idle conversation: readers of out get EOF";
     EXPECT_EQ(output(*s, "upper"), "GOOD MORNING\n") << "the agent's output shows its part too";
     auto ctx = s->conv_context(*id);
     ASSERT_TRUE(ctx.ok());
