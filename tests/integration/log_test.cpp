@@ -95,7 +95,9 @@ TEST_F(Log, BlockedReaderGetsNewEventsLive) {
 
 TEST_F(Log, TailFollowSeesNewEvents) {
     ASSERT_NO_FATAL_FAILURE(make_agent("upper", R"({"exec": ["tr", "a-z", "A-Z"]})"));
-    Proc tail("timeout 6 tail -n +1 -f " + shq(p("log")));
+    // tail block-buffers into a pipe and log never ends: ask for line
+    // buffering, as on a terminal.
+    Proc tail("timeout 6 stdbuf -oL tail -n +1 -f " + shq(p("log")));
     ASSERT_TRUE(tail.wait_for("agent_created", 4)) << tail.out();
     ASSERT_EQ(send("upper", "x\n"), 0);
     EXPECT_TRUE(tail.wait_for("turn_finished", 4)) << tail.out();

@@ -72,8 +72,11 @@ TEST_F(Restart, StateComesBackUnchanged) {
                                             "conv/" + n + "/ctl",
                                             "conv/" + closed + "/ctl",
                                             "ctl"};
+    auto is_stream = [](const std::string& f) {
+        return f.ends_with("/out") || f.ends_with("/output");
+    };
     std::map<std::string, std::string> before;
-    for (const auto& f : files) before[f] = slurp(p(f));
+    for (const auto& f : files) before[f] = is_stream(f) ? cat_stream(f) : slurp(p(f));
     const auto agents_before = list_dir(p("agents"));
     const auto convs_before = list_dir(p("conv"));
 
@@ -82,8 +85,7 @@ TEST_F(Restart, StateComesBackUnchanged) {
     EXPECT_EQ(list_dir(p("agents")), agents_before);
     EXPECT_EQ(list_dir(p("conv")), convs_before);
     for (const auto& f : files) {
-        const bool stream = f.ends_with("/out") || f.ends_with("/output");
-        std::string now_content = stream ? cat_stream(f) : slurp(p(f));
+        std::string now_content = is_stream(f) ? cat_stream(f) : slurp(p(f));
         EXPECT_EQ(now_content, before[f]) << f << " changed across kill -9 + restart";
     }
     // fail's last_error survives too.

@@ -4,7 +4,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -67,20 +66,17 @@ std::optional<int> wait_pid(pid_t pid, double timeout) {
 
 void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
 
-// Makes this process a subreaper (orphaned agent processes of a killed server
-// become our children so TearDown can kill and reap them) and raises the fd
-// limit (the blocked-reader test opens ~1000 files). Done once.
+// Raises the fd limit (the blocked-reader test opens ~1000 files) and ignores
+// SIGPIPE (a reader on a killed server must not kill the test binary). Once.
 void init_process() {
     static bool done = false;
     if (done) return;
     done = true;
-    prctl(PR_SET_CHILD_SUBREAPER, 1);
     rlimit rl{};
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 8192) {
         rl.rlim_cur = std::min<rlim_t>(rl.rlim_max, 8192);
         setrlimit(RLIMIT_NOFILE, &rl);
     }
-    // A reader on a killed server must not kill the test binary.
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -409,6 +405,8 @@ const char kGuardianScript[] =
     "P=; C=\n"
     "while read k v; do case \"$k\" in pid) P=$v;; conn) C=$v;; done) exit 0;; esac; done\n"
     "[ -n \"$P\" ] && kill -9 \"$P\" 2>/dev/null\n"
+    "for d in /proc/[0-9]*; do case $(readlink $d/cwd 2>/dev/null) in \"$2\"|\"$2\"/*) "
+    "kill -9 ${d#/proc/} 2>/dev/null;; esac; done\n"
     "[ -n \"$C\" ] && [ -e /sys/fs/fuse/connections/$C/abort ] && "
     "echo 1 > /sys/fs/fuse/connections/$C/abort\n"
     "sleep 0.2\n"
@@ -445,9 +443,12 @@ void MountedSwarm::SetUp() {
     // The guardian cleans up if this process dies without TearDown.
     int gp[2];
     ASSERT_EQ(pipe2(gp, O_CLOEXEC), 0);
-    guardian_ = fork();
-    if (guardian_ == 0) {
+    // Double fork: the guardian must not be a descendant of this process, or
+    // whoever kills this process tree (ctest on a timeout) kills it too.
+    pid_t mid = fork();
+    if (mid == 0) {
         setsid();
+        if (fork() != 0) _exit(0);
         dup2(gp[0], 0);
         int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 1);
@@ -456,6 +457,8 @@ void MountedSwarm::SetUp() {
               static_cast<char*>(nullptr));
         _exit(127);
     }
+    ASSERT_GT(mid, 0) << strerror(errno);
+    wait_pid(mid, 5);
     close(gp[0]);
     guardian_fd_ = gp[1];
 
@@ -553,13 +556,9 @@ int MountedSwarm::stop(double timeout) {
         st = wait_pid(pid_, 5);
     }
     pid_ = -1;
-    // A server that exits unmounts itself; if it did not, don't leave it.
-    if (mounted()) {
-        // Let the caller see it in mounted(): don't unmount here when the exit
-        // was clean and the test wants to check; TearDown unmounts anyway.
-    } else {
-        conn_.clear();
-    }
+    // A clean server unmounts itself; if it did not, the caller can see it in
+    // mounted() and TearDown unmounts it.
+    if (!mounted()) conn_.clear();
     return st ? *st : -1;
 }
 
@@ -613,33 +612,40 @@ void MountedSwarm::reap_children(double timeout) {
     const double deadline = now() + timeout;
     const pid_t self = getpid();
     while (true) {
-        // Kill every remaining child (readers, orphaned agent processes).
+        // Kill our remaining children (readers) and every process working in
+        // the temp dir (the server and its agents, even orphaned ones).
         bool any = false;
         if (DIR* d = opendir("/proc")) {
             while (dirent* e = readdir(d)) {
                 char* end = nullptr;
                 long pid = strtol(e->d_name, &end, 10);
-                if (!end || *end || pid <= 0 || pid == guardian_) continue;
-                std::ifstream stat_file(std::string("/proc/") + e->d_name + "/stat");
+                if (!end || *end || pid <= 0 || pid == self) continue;
+                const std::string base = std::string("/proc/") + e->d_name;
+                std::ifstream stat_file(base + "/stat");
                 std::string content;
                 std::getline(stat_file, content);
                 auto rp = content.rfind(')');
                 if (rp == std::string::npos) continue;
                 std::istringstream rest(content.substr(rp + 2));
-                char state;
-                long ppid;
+                char state = 0;
+                long ppid = 0;
                 rest >> state >> ppid;
-                if (ppid != self) continue;
+                if (state == 'Z') {
+                    any = any || ppid == self;
+                    continue;
+                }
+                char cwd[4096];
+                ssize_t n = readlink((base + "/cwd").c_str(), cwd, sizeof cwd - 1);
+                std::string c = n > 0 ? std::string(cwd, static_cast<size_t>(n)) : "";
+                const bool in_dir = c == dir_ || c.rfind(dir_ + "/", 0) == 0;
+                if (ppid != self && !in_dir) continue;
                 any = true;
-                if (state != 'Z') kill(static_cast<pid_t>(pid), SIGKILL);
+                kill(static_cast<pid_t>(pid), SIGKILL);
             }
             closedir(d);
         }
         int st;
-        while (true) {
-            pid_t r = waitpid(-1, &st, WNOHANG);
-            if (r <= 0) break;
-            if (r == guardian_) guardian_ = -1;
+        while (waitpid(-1, &st, WNOHANG) > 0) {
         }
         if (!any || now() > deadline) return;
         sleep_for(0.02);
@@ -669,10 +675,6 @@ void MountedSwarm::TearDown() {
     guardian_say("done");
     if (guardian_fd_ >= 0) close(guardian_fd_);
     guardian_fd_ = -1;
-    if (guardian_ > 0) {
-        wait_pid(guardian_, 5);
-        guardian_ = -1;
-    }
 }
 
 // ---------------------------------------------------------------- helpers

@@ -141,8 +141,7 @@ class MountedSwarm : public ::testing::Test {
     // `timeout N cat` of a stream file: returns its content once it ends (EOF),
     // ADD_FAILUREs if it did not end within `timeout`.
     std::string cat_stream(const std::string& rel, double timeout = 15);
-    // Waits until agents/NAME/status says "state idle" with the given
-    // number of finished turns (turns + failed >= n).
+    // Polls agents/NAME/status until it says `state idle`.
     bool wait_idle(const std::string& agent, double timeout = 15);
 
   private:
@@ -154,7 +153,6 @@ class MountedSwarm : public ::testing::Test {
 
     std::string dir_, mnt_, state_, log_, config_path_;
     pid_t pid_ = -1;
-    pid_t guardian_ = -1;
     int guardian_fd_ = -1;
     std::string conn_;  // fuse connection id (device minor) while mounted
     bool skipped_ = false;
