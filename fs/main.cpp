@@ -153,6 +153,7 @@ int main(int argc, char** argv) {
 
     fuse_session* se = fuse_session_new(&fargs, &swarmfs::fs::FuseAdapter::ops(),
                                         sizeof(fuse_lowlevel_ops), &adapter);
+    fuse_opt_free_args(&fargs);  // libfuse may have copied them
     if (!se) return fail("cannot create the FUSE session");
     if (fuse_set_signal_handlers(se) != 0) {
         fuse_session_destroy(se);
@@ -181,10 +182,15 @@ int main(int argc, char** argv) {
     int rc = fuse_session_loop_mt(se, &cfg);
 
     spdlog::info("swarmfs unmounting {}", mnt);
+    fuse_remove_signal_handlers(se);
+    // A second Ctrl-C or SIGTERM during the (bounded) shutdown must not cut
+    // it short.
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     adapter.abort_parked();
     (*swarm)->shutdown();
     fuse_session_unmount(se);
-    fuse_remove_signal_handlers(se);
     fuse_session_destroy(se);
     // libfuse reports a loop ended by SIGTERM/SIGINT/SIGHUP as that signal's
     // number: for us that is the ordinary, clean way to stop.
