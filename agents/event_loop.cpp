@@ -1,5 +1,7 @@
 #include "agents/event_loop.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -99,6 +101,12 @@ void EventLoop::cancel(TimerId id) {
 }
 
 void EventLoop::run() {
+    // Writing to a child that exited (EPIPE) must not kill the host process,
+    // whatever the host's SIGPIPE disposition; SIGPIPE is thread-directed.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     std::vector<epoll_event> events(64);
     while (!stopping_) {
         int timeout_ms = -1;
