@@ -495,7 +495,8 @@ Result<std::string> Swarm::agent_ctl_text(const std::string& name) const {
     std::lock_guard lk(mu_);
     const Agent* a = find_agent(name);
     if (!a) return make_error(ENOENT, "no agent " + name);
-    std::string s;
+    // The run state first, as the command that sets it; then what it shows.
+    std::string s = a->stopped ? "stop\n" : "start\n";
     s += "state " + a->state() + "\n";
     s += "queue " + std::to_string(a->waiting()) + "\n";
     s += "turns " + std::to_string(a->turns) + "\n";

@@ -18,6 +18,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 builddir=${BENCH_BUILD_DIR:-build}
+[[ $builddir == /* ]] || builddir=$root/$builddir
 pt_cache=${BENCH_PT_CACHE:-never}
 examples=/usr/share/doc/libfuse3-dev/examples
 
@@ -28,7 +29,7 @@ SUDO=()
 
 # ---- build -----------------------------------------------------------------
 if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-  log "building swarmfs and swarmfs_bench in $builddir/"
+  log "building swarmfs and swarmfs_bench in ${builddir#"$root"/}/"
   bash mount-scripts/build.sh RelWithDebInfo "$builddir" >/tmp/swarmfs-bench-build.$$.log 2>&1 || {
     tail -n 30 /tmp/swarmfs-bench-build.$$.log >&2
     log "build failed (log: /tmp/swarmfs-bench-build.$$.log)"
@@ -36,12 +37,12 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
   }
   rm -f /tmp/swarmfs-bench-build.$$.log
 fi
-swarmfs=$root/$builddir/swarmfs
-bench=$root/$builddir/bench/swarmfs_bench
+swarmfs=$builddir/swarmfs
+bench=$builddir/bench/swarmfs_bench
 [[ -x $swarmfs ]] || { log "$swarmfs missing"; exit 1; }
 [[ -x $bench ]] || { log "$bench missing"; exit 1; }
 
-passthrough=$root/$builddir/bench/passthrough_ll
+passthrough=$builddir/bench/passthrough_ll
 if [[ ! -x $passthrough || $examples/passthrough_ll.c -nt $passthrough ]]; then
   log "compiling libfuse's passthrough_ll example"
   mkdir -p "$(dirname "$passthrough")"
@@ -80,8 +81,12 @@ cleanup() {
   fi
   exit $rc
 }
+bench_pid=
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+# The bench runs in the background and the script waits for it: bash runs a
+# trap only between commands, and wait is interrupted by a signal, so Ctrl-C
+# or kill ends the run (and unmounts) at once instead of after the bench.
+trap '[[ -n $bench_pid ]] && kill "$bench_pid" 2>/dev/null; exit 130' INT TERM
 
 if "${SUDO[@]}" mount -t tmpfs -o size=16m,mode=0755 swarmfs-bench "$tmpfs" 2>/dev/null; then
   tmpfs_mounted=1
@@ -92,8 +97,6 @@ else
   shm_dir=$(mktemp -d /dev/shm/swarmfs-bench.XXXXXX)
   tmpfs=$shm_dir
 fi
-# A small file of about the size of MNT/status.
-printf 'agents 2\nconversations 0\nqueued 0\nrunning 0\nturns 0\nfailed 0\nuptime 1\n' >"$tmpfs/small.txt"
 
 log "mounting passthrough_ll (cache=$pt_cache) over the tmpfs"
 "$passthrough" -o "source=$tmpfs,cache=$pt_cache" "$pt"
@@ -106,10 +109,16 @@ mkdir "$swarm/agents/cat" "$swarm/agents/sink"
 env printf '{"exec": ["cat"], "instructions": "Echo every message."}\n' >"$swarm/agents/cat/config"
 env printf '{"exec": ["cat"], "instructions": "Stopped: messages only queue."}\n' >"$swarm/agents/sink/config"
 env printf 'stop\n' >"$swarm/agents/sink/ctl"
+# The references: real copies of the swarmfs files, same sizes, same paths.
+mkdir -p "$tmpfs/agents/cat"
+cp "$swarm/status" "$tmpfs/status"
+cp "$swarm/agents/cat/config" "$tmpfs/agents/cat/config"
 
 echo "swarmfs benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r), libfuse $(pkg-config --modversion fuse3)"
-echo "swarmfs: $swarmfs ($(basename "$builddir") build), state on $(df --output=fstype "$state" | tail -n 1 | tr -d ' ')"
+echo "swarmfs: $swarmfs, state (SQLite log) on $(df --output=fstype "$state" | tail -n 1 | tr -d ' ')"
 echo
 # shellcheck disable=SC2086
 timeout 240 "$bench" --swarm "$swarm" --agent cat --sink sink \
-  --passthrough "$pt/small.txt" --raw "$tmpfs/small.txt" ${BENCH_ARGS:-}
+  --passthrough "$pt" --raw "$tmpfs" ${BENCH_ARGS:-} &
+bench_pid=$!
+wait "$bench_pid"

@@ -30,11 +30,12 @@ config=mount-scripts/example-swarm.json
 bold=$'\e[1m' dim=$'\e[2m' off=$'\e[0m'
 [[ -t 1 ]] || bold='' dim='' off=''
 say() { printf '\n%s# %s%s\n' "$dim" "$*" "$off"; }
-# show CMD: print CMD as typed at a prompt, then run it (30 s at most, so a
-# misbehaving stream can never hang the demo).
+# show CMD [AS]: print CMD as typed at a prompt, then run it (or AS, the same
+# with cosmetic changes), for 30 s at most: a misbehaving stream can never
+# hang the demo.
 show() {
   printf '%s$ %s%s\n' "$bold" "$1" "$off"
-  if ! timeout 30 bash -c "$1"; then
+  if ! timeout 30 bash -c "${2:-$1}"; then
     echo "demo: command failed: $1" >&2
     echo "demo: the swarm is still mounted at $mnt; mount-scripts/umount.sh $mnt removes it" >&2
     exit 1
@@ -93,22 +94,26 @@ show "echo '{\"exec\": [\"sed\", \"s/\$/!!!/\"], \"instructions\": \"Add emphasi
 show "echo 'plan 9 was right' | tr a-z A-Z > $mnt/agents/shout/inbox"
 show "cat $mnt/agents/shout/output"
 
-say "A bad config is refused with EINVAL and a line in err; the old config stays."
-show "/bin/echo '{\"exec\": 42}' > $mnt/agents/shout/config || echo \"refused (exit status \$?)\""
+say "A bad config is refused with EINVAL (echo reports it), a line in err, and the old config stays."
+show "echo '{\"exec\": 42}' > $mnt/agents/shout/config || echo \"refused (exit status \$?)\""
 show "tail -n 1 $mnt/agents/shout/err"
 show "cat $mnt/agents/shout/config"
 
 say "Everything above is in the event log (one JSON object per line; log never ends, so head -n)."
-show "head -n 5 $mnt/log"
+# (head tries to seek back over what it read past line 5; log is a stream and
+# cannot seek, which head reports on stderr. Harmless: filtered out here.)
+show "head -n 5 $mnt/log" "set -o pipefail; { head -n 5 $mnt/log 2>&1 1>&3 | { grep -v 'cannot seek' >&2 || true; }; } 3>&1"
 
-cat <<MSG
-
-${bold}The swarm is still mounted at $mnt.${off} Explore it:
-  ls $mnt/agents                      # the agents
-  cat $mnt/agents/rev/config          # an agent's definition
-  echo 'stressed' > $mnt/agents/rev/inbox; cat $mnt/agents/rev/output
-  mount-scripts/swarm ask greeter Ada # a small client (SWARMFS_MNT=$mnt)
-  tail -f $mnt/log                    # follow events as they happen (Ctrl-C ends it)
-Unmount it with:
-  mount-scripts/umount.sh $mnt        # or: fusermount3 -u $mnt
-MSG
+# The way out: commands to try, each under a comment.
+hints=(
+  "the agents" "ls $mnt/agents"
+  "an agent's definition" "cat $mnt/agents/rev/config"
+  "a message and its reply" "echo stressed > $mnt/agents/rev/inbox; cat $mnt/agents/rev/output"
+  "a tiny client over the same files" "SWARMFS_MNT=$mnt mount-scripts/swarm ask greeter Ada"
+  "follow events as they happen (Ctrl-C ends it)" "tail -f $mnt/log"
+)
+printf '\n%sThe swarm is still mounted at %s.%s Explore it:\n' "$bold" "$mnt" "$off"
+for ((i = 0; i < ${#hints[@]}; i += 2)); do
+  printf '  %s# %s%s\n  %s\n' "$dim" "${hints[i]}" "$off" "${hints[i + 1]}"
+done
+printf 'Unmount it with:\n  mount-scripts/umount.sh %s    %s# or: fusermount3 -u %s%s\n' "$mnt" "$dim" "$mnt" "$off"

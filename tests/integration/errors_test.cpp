@@ -179,9 +179,12 @@ TEST_F(Errors, StopKeepsQueueAndStartResumes) {
     auto st = slurp(p("agents/slow/ctl"));
     EXPECT_EQ(kv(st, "state"), std::string("stopped")) << st;
     EXPECT_NE(kv(st, "queue"), std::string("0")) << "queued messages stay queued: " << st;
+    EXPECT_EQ(st.substr(0, st.find('\n')), "stop") << "ctl shows the run state as its command";
     // Stopped: output ends rather than waits.
     cat_stream("agents/slow/output", 5);
     ASSERT_EQ(write_file(p("agents/slow/ctl"), "start\n"), 0);
+    st = slurp(p("agents/slow/ctl"));
+    EXPECT_EQ(st.substr(0, st.find('\n')), "start") << st;
     auto out = cat_stream("agents/slow/output", 10);
     EXPECT_NE(out.find("two\n"), std::string::npos) << out;
 }
