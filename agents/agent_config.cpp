@@ -23,7 +23,8 @@ const std::map<std::string, KeyReader>& key_readers() {
         {"exec",
          [](const json& v, AgentConfig& c) -> std::optional<Error> {
              if (!v.is_array() || v.empty())
-                 return bad("exec must be a non-empty array of strings, e.g. [\"tr\", \"a-z\", \"A-Z\"]");
+                 return bad(
+                     "exec must be a non-empty array of strings, e.g. [\"tr\", \"a-z\", \"A-Z\"]");
              c.exec.clear();
              for (auto& a : v) {
                  if (!a.is_string()) return bad("exec must contain only strings");
@@ -33,9 +34,13 @@ const std::map<std::string, KeyReader>& key_readers() {
              return std::nullopt;
          }},
         {"instructions",
-         [](const json& v, AgentConfig& c) { return read_string(v, c.instructions, "instructions"); }},
+         [](const json& v, AgentConfig& c) {
+             return read_string(v, c.instructions, "instructions");
+         }},
         {"description",
-         [](const json& v, AgentConfig& c) { return read_string(v, c.description, "description"); }},
+         [](const json& v, AgentConfig& c) {
+             return read_string(v, c.description, "description");
+         }},
         {"env",
          [](const json& v, AgentConfig& c) -> std::optional<Error> {
              if (!v.is_object()) return bad("env must be an object of strings");
@@ -114,8 +119,8 @@ std::string AgentConfig::to_text() const { return to_json().dump(2) + "\n"; }
 bool valid_agent_name(std::string_view name) {
     if (name.empty() || name.size() > 64 || name.front() == '.' || name.back() == '~') return false;
     for (char ch : name) {
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '_' || ch == '-' || ch == '.';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.';
         if (!ok) return false;
     }
     return true;

@@ -14,7 +14,7 @@
 namespace swarmfs {
 
 class ByteStream {
-public:
+  public:
     enum class State { Data, Wait, Eof };
     struct Chunk {
         State state;
@@ -35,7 +35,7 @@ public:
     ListenerId listen(std::function<void()> fn);
     void unlisten(ListenerId id);
 
-private:
+  private:
     void notify();
 
     mutable std::mutex mu_;

@@ -2,13 +2,12 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
-#include <spdlog/spdlog.h>
-
 #include <cstring>
 
 namespace swarmfs {
@@ -112,7 +111,8 @@ void EventLoop::run() {
         int timeout_ms = -1;
         {
             std::lock_guard lk(mu_);
-            if (!posted_.empty()) timeout_ms = 0;
+            if (!posted_.empty())
+                timeout_ms = 0;
             else if (!timers_.empty()) {
                 double wait = timers_.begin()->first - monotonic_seconds();
                 timeout_ms = wait <= 0 ? 0 : static_cast<int>(std::ceil(wait * 1000));

@@ -16,7 +16,7 @@
 namespace swarmfs {
 
 class EventLoop {
-public:
+  public:
     using FdCallback = std::function<void(uint32_t events)>;
     using TimerId = uint64_t;
 
@@ -37,7 +37,7 @@ public:
     bool in_loop() const { return std::this_thread::get_id() == thread_.get_id(); }
     void stop();
 
-private:
+  private:
     void run();
     void wake();
 

@@ -183,8 +183,10 @@ void ExecProcess::on_pidfd() {
     siginfo_t info{};
     if (waitid(P_PID, pid_, &info, WEXITED | WNOHANG) != 0 || info.si_pid == 0) return;
     exited_ = true;
-    if (info.si_code == CLD_EXITED) wait_status_ = W_EXITCODE(info.si_status, 0);
-    else wait_status_ = info.si_status & 0x7f;
+    if (info.si_code == CLD_EXITED)
+        wait_status_ = W_EXITCODE(info.si_status, 0);
+    else
+        wait_status_ = info.si_status & 0x7f;
     close_fd(pidfd_);
     close_fd(in_);
     // A grandchild may still hold stdout open; give the pipes a moment to

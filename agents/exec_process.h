@@ -35,7 +35,7 @@ struct ExecCallbacks {
 };
 
 class ExecProcess : public std::enable_shared_from_this<ExecProcess> {
-public:
+  public:
     // Must be called on the loop thread; callbacks run there too.
     static Result<std::shared_ptr<ExecProcess>> start(EventLoop& loop, ExecSpec spec,
                                                       ExecCallbacks cb);
@@ -44,7 +44,7 @@ public:
     void kill();
     pid_t pid() const { return pid_; }
 
-private:
+  private:
     ExecProcess(EventLoop& loop, ExecCallbacks cb) : loop_(loop), cb_(std::move(cb)) {}
     void arm();
     void on_stdin();

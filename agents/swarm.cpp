@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
-#include <set>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -30,13 +30,14 @@ Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
     std::stringstream ss;
     ss << in.rdbuf();
     json j = json::parse(ss.str(), nullptr, false);
-    if (j.is_discarded() || !j.is_object())
-        return make_error(EINVAL, path + ": not a JSON object");
+    if (j.is_discarded() || !j.is_object()) return make_error(EINVAL, path + ": not a JSON object");
     for (auto& [key, value] : j.items()) {
         if (key == "agents" || key == "defaults") {
-            if (!value.is_object()) return make_error(EINVAL, path + ": " + key + " must be an object");
+            if (!value.is_object())
+                return make_error(EINVAL, path + ": " + key + " must be an object");
         } else {
-            return make_error(EINVAL, path + ": unknown key \"" + key + "\" (known: agents, defaults)");
+            return make_error(EINVAL,
+                              path + ": unknown key \"" + key + "\" (known: agents, defaults)");
         }
     }
     if (j.contains("defaults")) {
@@ -135,9 +136,9 @@ Status Swarm::declare_agents() {
 
 void Swarm::on_committed(const Event& e) {
     log_stream_->append(e.to_line());
-    static const std::set<std::string> declared = {
-        "agent_created", "agent_config", "agent_removed", "agent_ctl",
-        "conv_created",  "conv_routed",  "conv_closed",   "message"};
+    static const std::set<std::string> declared = {"agent_created", "agent_config", "agent_removed",
+                                                   "agent_ctl",     "conv_created", "conv_routed",
+                                                   "conv_closed",   "message"};
     if (!declared.count(e.kind)) return;
     std::lock_guard lk(mu_);
     apply(e, false);
@@ -251,7 +252,8 @@ void Swarm::apply(const Event& e, bool replaying) {
         agents_[agent] = std::move(a);
     } else if (k == "agent_config") {
         if (Agent* a = find_agent(agent)) {
-            if (auto cfg = AgentConfig::from_json(d.value("config", json::object()))) a->config = *cfg;
+            if (auto cfg = AgentConfig::from_json(d.value("config", json::object())))
+                a->config = *cfg;
             a->changed = e.ts;
             refresh_streams(*a);
             if (!replaying) loop_->post([this, agent] { schedule(agent); });
@@ -330,8 +332,10 @@ void Swarm::apply(const Event& e, bool replaying) {
         while (start < stderr_text.size()) {
             size_t end = stderr_text.find('\n', start);
             if (end == std::string::npos) end = stderr_text.size();
-            add_err_line(*a, "turn " + std::to_string(num(d, "turn")) + " stderr: " +
-                                 stderr_text.substr(start, end - start), e.ts);
+            add_err_line(*a,
+                         "turn " + std::to_string(num(d, "turn")) +
+                             " stderr: " + stderr_text.substr(start, end - start),
+                         e.ts);
             start = end + 1;
         }
         if (!ok) add_err_line(*a, "turn " + std::to_string(num(d, "turn")) + ": " + reason, e.ts);
@@ -387,7 +391,8 @@ Status Swarm::create_agent(const std::string& name, std::optional<json> config) 
                                                  "(not starting with . or ending with ~)"));
     json cfg = config ? *config : opts_.defaults;
     auto parsed = AgentConfig::from_json(cfg);
-    if (!parsed) return report("", make_error(EINVAL, "agent " + name + ": " + parsed.error().message));
+    if (!parsed)
+        return report("", make_error(EINVAL, "agent " + name + ": " + parsed.error().message));
     std::lock_guard dl(declare_mu_);
     if (has_agent(name)) return make_error(EEXIST, "agent " + name + " exists");
     return commit("agent_created", {{"agent", name}, {"config", parsed->to_json()}});

@@ -36,7 +36,7 @@ struct Stamp {  // what `stat` shows of a kernel object
 };
 
 class Swarm {
-public:
+  public:
     static Result<std::unique_ptr<Swarm>> open(SwarmOptions opts);
     ~Swarm();
     Swarm(const Swarm&) = delete;
@@ -93,7 +93,7 @@ public:
     // For tests: waits until no agent has work (or the timeout passes).
     bool wait_idle(double timeout_seconds);
 
-private:
+  private:
     explicit Swarm(SwarmOptions opts);
     Status replay();
     void apply(const Event& e, bool replaying);  // the reducer: state from events

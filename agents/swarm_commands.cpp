@@ -1,7 +1,7 @@
 // The command tables of the three ctl files: root ctl, agents/NAME/ctl and
 // conv/N/ctl. One row per command; run_commands() does the parsing.
-#include <climits>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <thread>
 
@@ -23,8 +23,10 @@ Result<json> take_value(std::string_view& in) {
         for (size_t i = 0; i < in.size(); ++i) {
             char c = in[i];
             if (quoted) {
-                if (c == '\\') ++i;
-                else if (c == '"') quoted = false;
+                if (c == '\\')
+                    ++i;
+                else if (c == '"')
+                    quoted = false;
             } else if (c == '"') {
                 quoted = true;
             } else if (c == '[' || c == '{') {
@@ -35,7 +37,8 @@ Result<json> take_value(std::string_view& in) {
             if (!quoted && depth == 0) {
                 json v = json::parse(in.substr(0, i + 1), nullptr, false);
                 if (v.is_discarded())
-                    return make_error(EINVAL, "spawn: bad value " + std::string(in.substr(0, i + 1)));
+                    return make_error(EINVAL,
+                                      "spawn: bad value " + std::string(in.substr(0, i + 1)));
                 in.remove_prefix(i + 1);
                 return v;
             }
@@ -64,7 +67,8 @@ Result<json> spawn_config(const std::vector<std::string>& words, const std::stri
     while (!(tail = trim(tail)).empty()) {
         size_t eq = tail.find('=');
         size_t space = tail.find_first_of(" \t");
-        if (eq == std::string_view::npos || eq == 0 || (space != std::string_view::npos && space < eq))
+        if (eq == std::string_view::npos || eq == 0 ||
+            (space != std::string_view::npos && space < eq))
             return make_error(EINVAL, "spawn: expected key=value, got \"" +
                                           std::string(tail.substr(0, space)) + "\"");
         std::string key(tail.substr(0, eq));
@@ -119,7 +123,8 @@ CommandTable Swarm::agent_commands(const std::string& name) {
     };
     return {
         {"stop", "stop", 0, 0, [stop](const CommandArgs&) { return stop(); }},
-        {"start", "start", 0, 0, [set_run_state](const CommandArgs&) { return set_run_state("start"); }},
+        {"start", "start", 0, 0,
+         [set_run_state](const CommandArgs&) { return set_run_state("start"); }},
         {"restart", "restart", 0, 0,
          [stop, set_run_state](const CommandArgs&) -> Status {
              if (auto s = stop(); !s) return s;
@@ -137,7 +142,9 @@ CommandTable Swarm::conv_commands(int64_t id) {
              return commit("conv_routed", {{"conv", id}, {"agent", a.words[0]}});
          }},
         {"close", "close", 0, 0,
-         [this, id](const CommandArgs&) { return commit("conv_closed", {{"conv", id}}); }},
+         [this, id](const CommandArgs&) {
+             return commit("conv_closed", {{"conv", id}});
+         }},
     };
 }
 

@@ -53,8 +53,10 @@ void Swarm::start_turn(Agent& a) {
     env["SWARMFS_TURN"] = std::to_string(turn);
     env["SWARMFS_MSG"] = std::to_string(m.msg);
     env["SWARMFS_INSTRUCTIONS"] = a.config.instructions;
-    if (m.conv) env["SWARMFS_CONV"] = std::to_string(m.conv);
-    else env.erase("SWARMFS_CONV");
+    if (m.conv)
+        env["SWARMFS_CONV"] = std::to_string(m.conv);
+    else
+        env.erase("SWARMFS_CONV");
     for (auto& [k, v] : env) spec.env.push_back(k + "=" + v);
 
     ExecCallbacks cb;
@@ -92,8 +94,10 @@ void Swarm::on_turn_stderr(const std::string& name, int64_t turn, std::string_vi
     double ts = now_seconds();
     size_t nl;
     while ((nl = a->stderr_text.find('\n', a->stderr_shown)) != std::string::npos) {
-        add_err_line(*a, "turn " + std::to_string(turn) + " stderr: " +
-                             a->stderr_text.substr(a->stderr_shown, nl - a->stderr_shown), ts);
+        add_err_line(*a,
+                     "turn " + std::to_string(turn) +
+                         " stderr: " + a->stderr_text.substr(a->stderr_shown, nl - a->stderr_shown),
+                     ts);
         a->stderr_shown = nl + 1;
     }
 }
@@ -113,7 +117,8 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
         const std::string& stderr_text = a->stderr_text;
         std::string unshown = stderr_text.substr(a->stderr_shown);
         double ts = now_seconds();
-        if (!unshown.empty()) add_err_line(*a, "turn " + std::to_string(turn) + " stderr: " + unshown, ts);
+        if (!unshown.empty())
+            add_err_line(*a, "turn " + std::to_string(turn) + " stderr: " + unshown, ts);
         if (!ok) add_err_line(*a, "turn " + std::to_string(turn) + ": " + reason, ts);
 
         ev.kind = ok ? "turn_finished" : "turn_failed";

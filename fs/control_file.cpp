@@ -6,15 +6,16 @@ namespace swarmfs::fs {
 
 namespace {
 class ControlHandle : public StringHandle {
-public:
-    ControlHandle(std::string state, CommandFn run) : StringHandle(std::move(state)), run_(std::move(run)) {}
+  public:
+    ControlHandle(std::string state, CommandFn run)
+        : StringHandle(std::move(state)), run_(std::move(run)) {}
     Result<size_t> write(std::string_view data, uint64_t) override {
         if (auto s = run_(data); !s) return s.error();
         return data.size();
     }
     Status truncate(uint64_t) override { return {}; }
 
-private:
+  private:
     CommandFn run_;
 };
 }  // namespace

@@ -8,7 +8,7 @@ namespace swarmfs::fs {
 using CommandFn = std::function<Status(std::string_view)>;
 
 class ControlFile : public FileNode {
-public:
+  public:
     ControlFile(TextFn state, CommandFn run, TimeFn mtime)
         : state_(std::move(state)), run_(std::move(run)), mtime_(std::move(mtime)) {}
     Result<Attr> attr() const override;
@@ -16,7 +16,7 @@ public:
     // `echo cmd > ctl` truncates first; there is nothing to truncate.
     Status truncate(uint64_t) override { return {}; }
 
-private:
+  private:
     TextFn state_;
     CommandFn run_;
     TimeFn mtime_;

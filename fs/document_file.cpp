@@ -10,9 +10,12 @@ namespace swarmfs::fs {
 
 namespace {
 class DocumentHandle : public Handle {
-public:
+  public:
     DocumentHandle(std::string text, bool truncated, SetFn set, SetFn check)
-        : text_(std::move(text)), truncated_(truncated), set_(std::move(set)), check_(std::move(check)) {}
+        : text_(std::move(text)),
+          truncated_(truncated),
+          set_(std::move(set)),
+          check_(std::move(check)) {}
     ReadResult read(size_t size, uint64_t offset) override {
         std::lock_guard lk(mu_);
         if (offset >= text_.size()) return ReadResult::bytes({});
@@ -67,7 +70,7 @@ public:
         return set_(text);
     }
 
-private:
+  private:
     std::mutex mu_;
     std::string text_;
     bool truncated_;
@@ -92,7 +95,8 @@ Result<std::unique_ptr<Handle>> DocumentFile::open(int flags) {
         if (!cur) return cur.error();
         text = std::move(*cur);
     }
-    return std::unique_ptr<Handle>(std::make_unique<DocumentHandle>(std::move(text), truncating, set_, check_draft_));
+    return std::unique_ptr<Handle>(
+        std::make_unique<DocumentHandle>(std::move(text), truncating, set_, check_draft_));
 }
 
 Status DocumentFile::truncate(uint64_t size) {

@@ -10,11 +10,13 @@ namespace swarmfs::fs {
 using SetFn = std::function<Status(std::string_view)>;
 
 class DocumentFile : public FileNode {
-public:
+  public:
     // `check_draft` (optional) judges the text after each appending write
     // and fails the write once the document can no longer become valid.
     DocumentFile(TextFn get, SetFn set, TimeFn mtime, SetFn check_draft = nullptr)
-        : get_(std::move(get)), set_(std::move(set)), mtime_(std::move(mtime)),
+        : get_(std::move(get)),
+          set_(std::move(set)),
+          mtime_(std::move(mtime)),
           check_draft_(std::move(check_draft)) {}
     Result<Attr> attr() const override;
     Result<std::unique_ptr<Handle>> open(int flags) override;
@@ -22,7 +24,7 @@ public:
     Result<std::string> contents() const override { return get_(); }
     Status replace(std::string data) override { return set_(data); }
 
-private:
+  private:
     TextFn get_;
     SetFn set_;
     TimeFn mtime_;

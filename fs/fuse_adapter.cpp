@@ -2,12 +2,12 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstring>
-#include <spdlog/spdlog.h>
 #include <vector>
 
 #include "fs/scratch_file.h"
@@ -52,7 +52,9 @@ void interrupt_cb(fuse_req_t req, void* data) {
 }  // namespace
 
 FuseAdapter::FuseAdapter(std::shared_ptr<DirNode> root)
-    : inodes_(std::move(root)), uid_(getuid()), gid_(getgid()),
+    : inodes_(std::move(root)),
+      uid_(getuid()),
+      gid_(getgid()),
       mounted_(static_cast<double>(time(nullptr))) {}
 
 FuseAdapter::~FuseAdapter() {
@@ -119,8 +121,8 @@ void FuseAdapter::setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
     if (to_set & FUSE_SET_ATTR_SIZE) {
         if (node->is_dir()) return (void)fuse_reply_err(req, EISDIR);
         auto size = static_cast<uint64_t>(attr->st_size);
-        Status s = fi ? file_of(fi)->handle->truncate(size)
-                      : static_cast<FileNode&>(*node).truncate(size);
+        Status s =
+            fi ? file_of(fi)->handle->truncate(size) : static_cast<FileNode&>(*node).truncate(size);
         if (!s) return (void)fuse_reply_err(req, s.error().code);
     }
     if (to_set & FUSE_SET_ATTR_MODE) {
@@ -226,8 +228,10 @@ void FuseAdapter::create(fuse_req_t req, fuse_ino_t parent, const char* name, mo
 }
 
 void FuseAdapter::answer(fuse_req_t req, const ReadResult& r) {
-    if (r.err) fuse_reply_err(req, r.err);
-    else fuse_reply_buf(req, r.data.data(), r.data.size());
+    if (r.err)
+        fuse_reply_err(req, r.err);
+    else
+        fuse_reply_buf(req, r.data.data(), r.data.size());
 }
 
 void FuseAdapter::read(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi) {
@@ -330,7 +334,8 @@ void FuseAdapter::abort_parked() {
     }
 }
 
-void FuseAdapter::write(fuse_req_t req, const char* buf, size_t size, off_t off, fuse_file_info* fi) {
+void FuseAdapter::write(fuse_req_t req, const char* buf, size_t size, off_t off,
+                        fuse_file_info* fi) {
     auto r = file_of(fi)->handle->write(std::string_view(buf, size), static_cast<uint64_t>(off));
     if (!r) return (void)fuse_reply_err(req, r.error().code);
     fuse_reply_write(req, *r);

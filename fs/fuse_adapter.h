@@ -17,7 +17,7 @@
 namespace swarmfs::fs {
 
 class FuseAdapter {
-public:
+  public:
     explicit FuseAdapter(std::shared_ptr<DirNode> root);
     ~FuseAdapter();
     static const fuse_lowlevel_ops& ops();
@@ -41,7 +41,8 @@ public:
     void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
     void releasedir(fuse_req_t req, fuse_file_info* fi);
     void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-    void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);
+    void create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+                fuse_file_info* fi);
     void read(fuse_req_t req, size_t size, off_t off, fuse_file_info* fi);
     void write(fuse_req_t req, const char* buf, size_t size, off_t off, fuse_file_info* fi);
     void flush(fuse_req_t req, fuse_file_info* fi);
@@ -54,7 +55,7 @@ public:
                 const char* newname, unsigned flags);
     void interrupted(uint64_t id);
 
-private:
+  private:
     bool fill_attr(fuse_ino_t ino, const Node& node, struct stat& st, int& err);
     void reply_entry(fuse_req_t req, fuse_ino_t parent, const std::string& name);
     void wake(const std::shared_ptr<OpenFile>& of);

@@ -15,7 +15,7 @@
 namespace swarmfs::fs {
 
 class InodeTable {
-public:
+  public:
     explicit InodeTable(std::shared_ptr<DirNode> root);
     // The node now at ino, resolved through its parent; nullptr if it is gone.
     std::shared_ptr<Node> node(fuse_ino_t ino);
@@ -23,7 +23,7 @@ public:
     // The inode number of parent/name, the same every time.
     fuse_ino_t reserve(fuse_ino_t parent, const std::string& name);
 
-private:
+  private:
     struct Entry {
         fuse_ino_t parent = 0;
         std::string name;

@@ -33,7 +33,7 @@ struct ReadResult {
 };
 
 class Handle {
-public:
+  public:
     virtual ~Handle() = default;
     virtual ReadResult read(size_t size, uint64_t offset) {
         (void)size, (void)offset;
@@ -60,14 +60,14 @@ public:
 };
 
 class Node {
-public:
+  public:
     virtual ~Node() = default;
     virtual Result<Attr> attr() const = 0;
     virtual bool is_dir() const { return false; }
 };
 
 class FileNode : public Node {
-public:
+  public:
     virtual Result<std::unique_ptr<Handle>> open(int flags) = 0;
     // truncate(2) without an open file.
     virtual Status truncate(uint64_t size) {
@@ -83,7 +83,7 @@ public:
 };
 
 class DirNode : public Node {
-public:
+  public:
     bool is_dir() const override { return true; }
     Result<Attr> attr() const override;
     virtual double mtime() const;

@@ -8,7 +8,7 @@ namespace swarmfs::fs {
 
 namespace {
 class QueueHandle : public Handle {
-public:
+  public:
     QueueHandle(SendFn send, std::function<Status()> check)
         : send_(std::move(send)), check_(std::move(check)) {}
     // Reads as empty, so `cp -r` and `grep -r` of an agent folder succeed.
@@ -31,7 +31,7 @@ public:
         return send_(std::move(msg));
     }
 
-private:
+  private:
     SendFn send_;
     std::function<Status()> check_;
     std::mutex mu_;

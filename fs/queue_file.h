@@ -8,7 +8,7 @@ namespace swarmfs::fs {
 using SendFn = std::function<Status(std::string)>;
 
 class QueueFile : public FileNode {
-public:
+  public:
     // `check` runs at every write, so a message that cannot be sent fails
     // where a shell sees it (shells ignore errors from close).
     QueueFile(SendFn send, std::function<Status()> check, std::function<Status()> exists)
@@ -17,7 +17,7 @@ public:
     Result<std::unique_ptr<Handle>> open(int flags) override;
     Status truncate(uint64_t) override { return {}; }
 
-private:
+  private:
     SendFn send_;
     std::function<Status()> check_;
     std::function<Status()> exists_;

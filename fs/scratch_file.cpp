@@ -43,7 +43,7 @@ std::vector<std::string> ScratchStore::names() const {
 
 namespace {
 class ScratchHandle : public Handle {
-public:
+  public:
     explicit ScratchHandle(std::shared_ptr<ScratchData> d) : d_(std::move(d)) {}
     ReadResult read(size_t size, uint64_t offset) override {
         std::lock_guard lk(d_->mu);
@@ -66,7 +66,7 @@ public:
         return {};
     }
 
-private:
+  private:
     std::shared_ptr<ScratchData> d_;
 };
 }  // namespace

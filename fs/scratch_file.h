@@ -17,20 +17,20 @@ struct ScratchData {
 };
 
 class ScratchStore {
-public:
+  public:
     std::shared_ptr<ScratchData> get(const std::string& name) const;
     std::shared_ptr<ScratchData> create(const std::string& name, mode_t mode);
     bool remove(const std::string& name);
     void put(const std::string& name, std::shared_ptr<ScratchData> d);
     std::vector<std::string> names() const;
 
-private:
+  private:
     mutable std::mutex mu_;
     std::map<std::string, std::shared_ptr<ScratchData>> files_;
 };
 
 class ScratchFile : public FileNode {
-public:
+  public:
     explicit ScratchFile(std::shared_ptr<ScratchData> d) : d_(std::move(d)) {}
     Result<Attr> attr() const override;
     Result<std::unique_ptr<Handle>> open(int flags) override;
@@ -39,7 +39,7 @@ public:
     Status replace(std::string data) override;
     void chmod(mode_t mode);
 
-private:
+  private:
     std::shared_ptr<ScratchData> d_;
 };
 

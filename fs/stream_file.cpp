@@ -7,8 +7,9 @@ namespace swarmfs::fs {
 
 namespace {
 class StreamHandle : public Handle {
-public:
-    StreamHandle(std::shared_ptr<ByteStream> s, bool seekable) : stream_(std::move(s)), seekable_(seekable) {}
+  public:
+    StreamHandle(std::shared_ptr<ByteStream> s, bool seekable)
+        : stream_(std::move(s)), seekable_(seekable) {}
     ~StreamHandle() override {
         if (listener_) stream_->unlisten(listener_);
     }
@@ -32,7 +33,7 @@ public:
     }
     bool nonseekable() const override { return !seekable_; }
 
-private:
+  private:
     std::shared_ptr<ByteStream> stream_;
     bool seekable_;
     ByteStream::ListenerId listener_ = 0;

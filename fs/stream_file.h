@@ -10,13 +10,13 @@ namespace swarmfs::fs {
 using StreamFn = std::function<std::shared_ptr<ByteStream>()>;
 
 class StreamFile : public FileNode {
-public:
+  public:
     StreamFile(StreamFn stream, bool seekable) : stream_(std::move(stream)), seekable_(seekable) {}
     Result<Attr> attr() const override;
     Result<std::unique_ptr<Handle>> open(int flags) override;
     Result<std::string> contents() const override;
 
-private:
+  private:
     StreamFn stream_;
     bool seekable_;
 };

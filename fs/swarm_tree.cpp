@@ -33,7 +33,7 @@ bool is_fixed(const FixedEntries& entries, const std::string& name) {
 // ------------------------------------------------------------ agents/NAME/
 
 class AgentDir : public DirNode {
-public:
+  public:
     AgentDir(SwarmTree& tree, std::string name)
         : s_(tree.swarm()), name_(std::move(name)), scratch_(tree.scratch(name_)) {
         auto& s = s_;
@@ -43,12 +43,14 @@ public:
             return t ? *t : 0.0;
         };
         entries_ = {
-            {"ctl", [&s, n, changed] {
+            {"ctl",
+             [&s, n, changed] {
                  return std::make_shared<ControlFile>(
                      [&s, n] { return s.agent_ctl_text(n); },
                      [&s, n](std::string_view c) { return s.agent_ctl(n, c); }, changed);
              }},
-            {"inbox", [&s, n] {
+            {"inbox",
+             [&s, n] {
                  return std::make_shared<QueueFile>(
                      [&s, n](std::string m) { return s.send(n, std::move(m)); },
                      [&s, n] { return s.can_send(n); },
@@ -57,25 +59,30 @@ public:
                          return {};
                      });
              }},
-            {"output", [&s, n] {
+            {"output",
+             [&s, n] {
                  return std::make_shared<StreamFile>([&s, n] { return s.agent_output(n); }, true);
              }},
-            {"status", [&s, n] {
+            {"status",
+             [&s, n] {
                  return std::make_shared<SnapshotFile>([&s, n] { return s.agent_status(n); },
                                                        [] { return now_seconds(); });
              }},
-            {"config", [&s, n, changed] {
+            {"config",
+             [&s, n, changed] {
                  return std::make_shared<DocumentFile>(
                      [&s, n] { return s.config_text(n); },
                      [&s, n](std::string_view t) { return s.set_config_text(n, t); }, changed,
                      [&s, n](std::string_view t) { return s.check_config_draft(n, t); });
              }},
-            {"instructions", [&s, n, changed] {
+            {"instructions",
+             [&s, n, changed] {
                  return std::make_shared<DocumentFile>(
                      [&s, n] { return s.instructions(n); },
                      [&s, n](std::string_view t) { return s.set_instructions(n, t); }, changed);
              }},
-            {"err", [&s, n, changed] {
+            {"err",
+             [&s, n, changed] {
                  return std::make_shared<SnapshotFile>([&s, n] { return s.agent_err(n); }, changed);
              }},
         };
@@ -104,7 +111,8 @@ public:
     Result<std::shared_ptr<FileNode>> create(const std::string& name, mode_t mode) override {
         if (!s_.has_agent(name_)) return make_error(ENOENT, "no agent " + name_);
         if (is_fixed(entries_, name)) return make_error(EEXIST, name + " exists");
-        return std::shared_ptr<FileNode>(std::make_shared<ScratchFile>(scratch_->create(name, mode)));
+        return std::shared_ptr<FileNode>(
+            std::make_shared<ScratchFile>(scratch_->create(name, mode)));
     }
 
     Status unlink(const std::string& name) override {
@@ -149,7 +157,7 @@ public:
         return {};
     }
 
-private:
+  private:
     Swarm& s_;
     std::string name_;
     std::shared_ptr<ScratchStore> scratch_;
@@ -159,7 +167,7 @@ private:
 // ------------------------------------------------------------ agents/
 
 class AgentsDir : public DirNode {
-public:
+  public:
     explicit AgentsDir(SwarmTree& tree) : tree_(tree) {}
     std::vector<std::string> list() const override { return tree_.swarm().agent_names(); }
     std::shared_ptr<Node> lookup(const std::string& name) override {
@@ -174,26 +182,28 @@ public:
     }
     double mtime() const override { return tree_.swarm().started(); }
 
-private:
+  private:
     SwarmTree& tree_;
 };
 
 // ------------------------------------------------------------ conv/N/
 
 class ConvDir : public DirNode {
-public:
+  public:
     ConvDir(Swarm& s, int64_t id) : s_(s), id_(id) {
         TimeFn changed = [&s, id] {
             auto t = s.conv_changed(id);
             return t ? *t : 0.0;
         };
         entries_ = {
-            {"ctl", [&s, id, changed] {
+            {"ctl",
+             [&s, id, changed] {
                  return std::make_shared<ControlFile>(
                      [&s, id] { return s.conv_ctl_text(id); },
                      [&s, id](std::string_view c) { return s.conv_ctl(id, c); }, changed);
              }},
-            {"in", [&s, id] {
+            {"in",
+             [&s, id] {
                  return std::make_shared<QueueFile>(
                      [&s, id](std::string m) { return s.conv_send(id, std::move(m)); },
                      [&s, id] { return s.conv_can_send(id); },
@@ -202,14 +212,19 @@ public:
                          return {};
                      });
              }},
-            {"out", [&s, id] {
+            {"out",
+             [&s, id] {
                  return std::make_shared<StreamFile>([&s, id] { return s.conv_out(id); }, true);
              }},
-            {"agent", [&s, id, changed] {
-                 return std::make_shared<SnapshotFile>([&s, id] { return s.conv_agent(id); }, changed);
+            {"agent",
+             [&s, id, changed] {
+                 return std::make_shared<SnapshotFile>([&s, id] { return s.conv_agent(id); },
+                                                       changed);
              }},
-            {"context", [&s, id, changed] {
-                 return std::make_shared<SnapshotFile>([&s, id] { return s.conv_context(id); }, changed);
+            {"context",
+             [&s, id, changed] {
+                 return std::make_shared<SnapshotFile>([&s, id] { return s.conv_context(id); },
+                                                       changed);
              }},
         };
     }
@@ -228,7 +243,7 @@ public:
         return find_fixed(entries_, name);
     }
 
-private:
+  private:
     Swarm& s_;
     int64_t id_;
     FixedEntries entries_;
@@ -246,7 +261,7 @@ std::optional<int64_t> parse_id(const std::string& name) {
 }
 
 class ConvsDir : public DirNode {
-public:
+  public:
     explicit ConvsDir(Swarm& s) : s_(s) {}
     std::vector<std::string> list() const override {
         std::vector<std::string> names{"clone"};
@@ -271,28 +286,31 @@ public:
     }
     double mtime() const override { return s_.started(); }
 
-private:
+  private:
     Swarm& s_;
 };
 
 // ------------------------------------------------------------ /
 
 class RootDir : public DirNode {
-public:
+  public:
     explicit RootDir(SwarmTree& tree) : tree_(tree) {
         Swarm& s = tree.swarm();
         entries_ = {
-            {"ctl", [&s] {
+            {"ctl",
+             [&s] {
                  return std::make_shared<ControlFile>(
                      [&s]() -> Result<std::string> { return s.ctl_text(); },
                      [&s](std::string_view c) { return s.ctl(c); }, [&s] { return s.started(); });
              }},
-            {"status", [&s] {
+            {"status",
+             [&s] {
                  return std::make_shared<SnapshotFile>(
                      [&s]() -> Result<std::string> { return s.status_text(); },
                      [] { return now_seconds(); });
              }},
-            {"log", [&s] { return std::make_shared<StreamFile>([&s] { return s.log_stream(); }, false); }},
+            {"log",
+             [&s] { return std::make_shared<StreamFile>([&s] { return s.log_stream(); }, false); }},
             {"agents", [&tree] { return std::make_shared<AgentsDir>(tree); }},
             {"conv", [&s] { return std::make_shared<ConvsDir>(s); }},
         };
@@ -302,10 +320,12 @@ public:
         for (auto& [n, f] : entries_) names.push_back(n);
         return names;
     }
-    std::shared_ptr<Node> lookup(const std::string& name) override { return find_fixed(entries_, name); }
+    std::shared_ptr<Node> lookup(const std::string& name) override {
+        return find_fixed(entries_, name);
+    }
     double mtime() const override { return tree_.swarm().started(); }
 
-private:
+  private:
     SwarmTree& tree_;
     FixedEntries entries_;
 };

@@ -12,7 +12,7 @@
 namespace swarmfs::fs {
 
 class SwarmTree {
-public:
+  public:
     explicit SwarmTree(Swarm& swarm) : swarm_(swarm) {}
     std::shared_ptr<DirNode> root();
 
@@ -20,7 +20,7 @@ public:
     std::shared_ptr<ScratchStore> scratch(const std::string& agent);
     void drop_scratch(const std::string& agent);
 
-private:
+  private:
     Swarm& swarm_;
     std::mutex mu_;
     std::map<std::string, std::shared_ptr<ScratchStore>> scratch_;

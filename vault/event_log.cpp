@@ -157,7 +157,8 @@ void EventLog::write_batches(std::vector<std::shared_ptr<Batch>>& batches) {
         for (auto& e : b->events) {
             insert_.bind(1, e.ts);
             insert_.bind(2, std::string_view(e.kind));
-            std::string data = e.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+            std::string data =
+                e.data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
             insert_.bind(3, std::string_view(data));
             int rc = insert_.step();
             insert_.reset();

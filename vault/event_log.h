@@ -19,8 +19,8 @@
 namespace swarmfs {
 
 struct Event {
-    int64_t id = 0;   // assigned at commit
-    double ts = 0;    // unix seconds, assigned when appended
+    int64_t id = 0;  // assigned at commit
+    double ts = 0;   // unix seconds, assigned when appended
     std::string kind;
     nlohmann::json data = nlohmann::json::object();
 
@@ -29,7 +29,7 @@ struct Event {
 };
 
 class EventLog {
-public:
+  public:
     // path may be ":memory:" for tests. Durable mode uses WAL with
     // synchronous=FULL: a commit is on disk before it is acknowledged.
     static Result<std::unique_ptr<EventLog>> open(const std::string& path);
@@ -51,7 +51,7 @@ public:
     // Called on the writer thread, in id order, after each commit.
     void set_observer(std::function<void(const Event&)> fn);
 
-private:
+  private:
     struct Batch {
         std::vector<Event> events;
         bool wait = false;

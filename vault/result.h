@@ -15,7 +15,7 @@ struct Error {
 
 template <class T>
 class [[nodiscard]] Result {
-public:
+  public:
     Result(T value) : v_(std::move(value)) {}
     Result(Error e) : v_(std::move(e)) {}
     bool ok() const { return v_.index() == 0; }
@@ -26,13 +26,13 @@ public:
     T* operator->() { return &value(); }
     const Error& error() const { return std::get<1>(v_); }
 
-private:
+  private:
     std::variant<T, Error> v_;
 };
 
 // A Result with no value: success, or an Error.
 class [[nodiscard]] Status {
-public:
+  public:
     Status() = default;
     Status(Error e) : err_(std::move(e)), failed_(true) {}
     static Status success() { return {}; }
@@ -40,7 +40,7 @@ public:
     explicit operator bool() const { return ok(); }
     const Error& error() const { return err_; }
 
-private:
+  private:
     Error err_;
     bool failed_ = false;
 };

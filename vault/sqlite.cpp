@@ -10,8 +10,8 @@ Result<Database> Database::open(const std::string& path) {
     Database db;
     db.db_.reset(raw);
     if (rc != SQLITE_OK) {
-        return make_error(EIO, "cannot open " + path + ": " +
-                                   (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+        return make_error(
+            EIO, "cannot open " + path + ": " + (raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
     }
     sqlite3_busy_timeout(raw, 5000);
     return db;

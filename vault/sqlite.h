@@ -19,7 +19,7 @@ struct StmtFinalizer {
 };
 
 class Statement {
-public:
+  public:
     Statement() = default;
     explicit Statement(sqlite3_stmt* s) : stmt_(s) {}
     void bind(int i, int64_t v) { sqlite3_bind_int64(stmt_.get(), i, v); }
@@ -40,19 +40,19 @@ public:
         return p ? std::string(p, sqlite3_column_bytes(stmt_.get(), col)) : std::string();
     }
 
-private:
+  private:
     std::unique_ptr<sqlite3_stmt, StmtFinalizer> stmt_;
 };
 
 class Database {
-public:
+  public:
     static Result<Database> open(const std::string& path);
     Status exec(const char* sql);
     Result<Statement> prepare(const char* sql);
     std::string last_error() const { return sqlite3_errmsg(db_.get()); }
     sqlite3* raw() const { return db_.get(); }
 
-private:
+  private:
     std::unique_ptr<sqlite3, DbCloser> db_;
 };
 

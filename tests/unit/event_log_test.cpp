@@ -24,7 +24,8 @@ TEST(EventLog, CommitAssignsIncreasingIdsAndSurvivesReopen) {
         auto log = EventLog::open(db);
         ASSERT_TRUE(log.ok()) << log.error().message;
         auto a = (*log)->commit({ev("message", {{"text", "one"}})});
-        auto b = (*log)->commit({ev("message", {{"text", "two"}}), ev("message", {{"text", "three"}})});
+        auto b =
+            (*log)->commit({ev("message", {{"text", "two"}}), ev("message", {{"text", "three"}})});
         ASSERT_TRUE(a.ok());
         ASSERT_TRUE(b.ok());
         EXPECT_EQ(*a, 1);
@@ -55,7 +56,8 @@ TEST(EventLog, UsesWalAndRefusesUpdatesAndDeletes) {
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "wal");
     sqlite3_finalize(st);
-    EXPECT_NE(sqlite3_exec(raw, "UPDATE events SET kind='y'", nullptr, nullptr, nullptr), SQLITE_OK);
+    EXPECT_NE(sqlite3_exec(raw, "UPDATE events SET kind='y'", nullptr, nullptr, nullptr),
+              SQLITE_OK);
     EXPECT_NE(sqlite3_exec(raw, "DELETE FROM events", nullptr, nullptr, nullptr), SQLITE_OK);
     sqlite3_close(raw);
 }

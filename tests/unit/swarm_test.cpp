@@ -9,7 +9,8 @@ using namespace swarmfs;
 using test::eventually;
 
 namespace {
-std::unique_ptr<Swarm> open_swarm(const std::string& db, nlohmann::json agents = nlohmann::json::object()) {
+std::unique_ptr<Swarm> open_swarm(const std::string& db,
+                                  nlohmann::json agents = nlohmann::json::object()) {
     SwarmOptions o;
     o.db_path = db;
     o.agents = std::move(agents);
@@ -26,7 +27,7 @@ bool contains(const std::string& hay, const std::string& needle) {
 }  // namespace
 
 class SwarmTest : public ::testing::Test {
-protected:
+  protected:
     test::TempDir dir;
     std::string db = dir.file("swarm.db");
 };
@@ -47,7 +48,8 @@ TEST_F(SwarmTest, ExecAgentRepliesAndCountsTurns) {
 
 TEST_F(SwarmTest, OutputIsLiveFromAcknowledgementUntilTheTurnEnds) {
     auto s = open_swarm(db);
-    ASSERT_TRUE(s->create_agent("slow", nlohmann::json{{"exec", {"sh", "-c", "sleep 0.3; cat"}}}).ok());
+    ASSERT_TRUE(
+        s->create_agent("slow", nlohmann::json{{"exec", {"sh", "-c", "sleep 0.3; cat"}}}).ok());
     ASSERT_TRUE(s->send("slow", "x").ok());
     EXPECT_TRUE(s->agent_output("slow")->live()) << "a reader right after the write must wait";
     ASSERT_TRUE(eventually([&] { return !s->agent_output("slow")->live(); }));
@@ -80,7 +82,11 @@ TEST_F(SwarmTest, ConversationRoutesToItsAgentAndKeepsATranscript) {
 
 TEST_F(SwarmTest, FailingTurnIsReportedAndTheAgentCarriesOn) {
     auto s = open_swarm(db);
-    ASSERT_TRUE(s->create_agent("flaky", nlohmann::json{{"exec", {"sh", "-c", "read x; echo got $x; echo boom >&2; [ $x = ok ]"}}}).ok());
+    ASSERT_TRUE(s->create_agent(
+                     "flaky",
+                     nlohmann::json{
+                         {"exec", {"sh", "-c", "read x; echo got $x; echo boom >&2; [ $x = ok ]"}}})
+                    .ok());
     ASSERT_TRUE(s->create_agent("other", nlohmann::json{{"exec", {"cat"}}}).ok());
     ASSERT_TRUE(s->send("flaky", "bad\n").ok());
     ASSERT_TRUE(s->send("other", "still here\n").ok());
@@ -113,7 +119,10 @@ TEST_F(SwarmTest, BadConfigIsRefusedAndTheOldOneStays) {
 
 TEST_F(SwarmTest, InstructionsEditTheConfigField) {
     auto s = open_swarm(db);
-    ASSERT_TRUE(s->create_agent("a", nlohmann::json{{"exec", {"sh", "-c", "printf %s \"$SWARMFS_INSTRUCTIONS\""}}}).ok());
+    ASSERT_TRUE(
+        s->create_agent(
+             "a", nlohmann::json{{"exec", {"sh", "-c", "printf %s \"$SWARMFS_INSTRUCTIONS\""}}})
+            .ok());
     ASSERT_TRUE(s->set_instructions("a", "Be brief.").ok());
     EXPECT_TRUE(contains(*s->config_text("a"), "\"instructions\": \"Be brief.\""));
     ASSERT_TRUE(s->send("a", "x").ok());
@@ -142,7 +151,8 @@ TEST_F(SwarmTest, RemovingABusyAgentNeedsStopFirst) {
     auto t0 = std::chrono::steady_clock::now();
     ASSERT_TRUE(s->agent_ctl("busy", "stop\n").ok());
     ASSERT_TRUE(eventually([&] { return contains(*s->agent_status("busy"), "state stopped"); }));
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5)) << "stop kills the turn now";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5))
+        << "stop kills the turn now";
     EXPECT_TRUE(contains(*s->agent_err("busy"), "stopped by ctl"));
     ASSERT_TRUE(s->remove_agent("busy").ok());
     EXPECT_FALSE(s->has_agent("busy"));
@@ -193,7 +203,11 @@ TEST_F(SwarmTest, KilledMidTurnTheMessageRunsAgainAndItsOutputAppearsOnce) {
     {
         auto s = open_swarm(db);
         // Hangs until the file "go" exists, which it does only after the "crash".
-        ASSERT_TRUE(s->create_agent("slow", nlohmann::json{{"exec", {"sh", "-c", "cat; while [ ! -e " + dir.file("go") + " ]; do sleep 0.05; done"}}}).ok());
+        ASSERT_TRUE(s->create_agent("slow", nlohmann::json{{"exec",
+                                                            {"sh", "-c",
+                                                             "cat; while [ ! -e " + dir.file("go") +
+                                                                 " ]; do sleep 0.05; done"}}})
+                        .ok());
         ASSERT_TRUE(s->send("slow", "partial\n").ok());
         ASSERT_TRUE(eventually([&] { return output(*s, "slow") == "partial\n"; }));
         s->shutdown();  // as a crash: the turn never finished
@@ -203,7 +217,8 @@ TEST_F(SwarmTest, KilledMidTurnTheMessageRunsAgainAndItsOutputAppearsOnce) {
         fclose(go);
         auto s = open_swarm(db);
         ASSERT_TRUE(s->wait_idle(10));
-        EXPECT_EQ(output(*s, "slow"), "partial\n") << "unfinished output was not part of the record";
+        EXPECT_EQ(output(*s, "slow"), "partial\n")
+            << "unfinished output was not part of the record";
     }
     auto s = open_swarm(db);
     EXPECT_EQ(output(*s, "slow"), "partial\n") << "after a clean restart: still once";

@@ -14,7 +14,8 @@ namespace swarmfs::test {
 struct TempDir {
     std::filesystem::path path;
     TempDir() {
-        std::string tmpl = (std::filesystem::temp_directory_path() / "swarmfs-unit-XXXXXX").string();
+        std::string tmpl =
+            (std::filesystem::temp_directory_path() / "swarmfs-unit-XXXXXX").string();
         path = mkdtemp(tmpl.data());
     }
     ~TempDir() { std::filesystem::remove_all(path); }
