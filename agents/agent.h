@@ -6,6 +6,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,7 @@ struct Agent {
     std::string stderr_text;
     size_t stderr_shown = 0;  // bytes of stderr_text already in err
     std::string cancel_reason;
+    std::string handoff_to;  // set by "handoff NAME" on the turn's conversation
 
     uint64_t turns = 0, failed = 0;
     std::string last_error;
@@ -58,7 +60,11 @@ struct Conversation {
     bool closed = false;
     std::map<std::string, int> pending;  // agent -> messages queued or running there
     std::shared_ptr<ByteStream> out = std::make_shared<ByteStream>();
-    std::vector<std::string> transcript;  // JSON lines
+    std::vector<std::string> transcript;             // JSON lines
+    nlohmann::json vars = nlohmann::json::object();  // carried across handoffs
+    // A turn that handed off has ended but the message it forwards is not
+    // applied yet: out must stay live in between.
+    int handoffs_in_flight = 0;
     double created = 0, changed = 0;
 };
 

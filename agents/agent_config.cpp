@@ -2,6 +2,8 @@
 
 #include <functional>
 
+#include "agents/json_document.h"
+
 namespace swarmfs {
 
 namespace {
@@ -31,6 +33,17 @@ const std::map<std::string, KeyReader>& key_readers() {
                  c.exec.push_back(a.get<std::string>());
              }
              if (c.exec[0].empty()) return bad("exec[0] (the command) is empty");
+             return std::nullopt;
+         }},
+        {"handoffs",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_array()) return bad("handoffs must be an array of agent names");
+             c.handoffs.clear();
+             for (auto& a : v) {
+                 if (!a.is_string() || !valid_agent_name(a.get<std::string>()))
+                     return bad("handoffs must contain agent names, got " + a.dump());
+                 c.handoffs.push_back(a.get<std::string>());
+             }
              return std::nullopt;
          }},
         {"instructions",
@@ -73,36 +86,22 @@ Result<AgentConfig> AgentConfig::from_json(const json& j) {
     return c;
 }
 
+namespace {
+Status check_config(const json& j) {
+    auto c = AgentConfig::from_json(j);
+    if (!c) return c.error();
+    return {};
+}
+}  // namespace
+
 Result<AgentConfig> AgentConfig::parse(std::string_view text) {
-    json j = json::parse(text.begin(), text.end(), nullptr, false);
-    if (j.is_discarded()) {
-        // Re-parse with exceptions only to get the position for the message.
-        try {
-            json again = json::parse(text.begin(), text.end());
-            (void)again;
-        } catch (const json::parse_error& e) {
-            std::string what = e.what();
-            auto pos = what.find("parse error");
-            return bad("invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos)));
-        }
-        return bad("invalid JSON");
-    }
-    return from_json(j);
+    auto j = parse_json_document(text, "config", check_config);
+    if (!j) return j.error();
+    return from_json(*j);
 }
 
 Status AgentConfig::check_partial(std::string_view text) {
-    // Writers end a document with a newline; a chunk boundary elsewhere may
-    // split a token or a UTF-8 sequence, so only judge at a line end.
-    if (text.empty() || text.back() != '\n') return {};
-    try {
-        json j = json::parse(text.begin(), text.end());
-        if (auto c = from_json(j); !c) return c.error();
-        return {};
-    } catch (const json::parse_error& e) {
-        // An error found before the last byte cannot be cured by appending.
-        if (e.byte < text.size()) return parse(text).error();
-        return {};
-    }
+    return check_json_draft(text, "config", check_config);
 }
 
 nlohmann::json AgentConfig::to_json() const {
@@ -110,6 +109,7 @@ nlohmann::json AgentConfig::to_json() const {
     if (!exec.empty()) j["exec"] = exec;
     if (!instructions.empty()) j["instructions"] = instructions;
     if (!description.empty()) j["description"] = description;
+    if (!handoffs.empty()) j["handoffs"] = handoffs;
     if (!env.empty()) j["env"] = env;
     return j;
 }

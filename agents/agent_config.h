@@ -14,6 +14,7 @@ struct AgentConfig {
     std::vector<std::string> exec;  // argv of an exec agent; empty: nothing to run
     std::string instructions;       // the system prompt
     std::string description;
+    std::vector<std::string> handoffs;       // agents this one may hand a conversation to
     std::map<std::string, std::string> env;  // extra environment for exec
 
     // EINVAL with a reason a user can act on ("config: exec must be ...").

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <thread>
 
+#include "agents/json_document.h"
+
 namespace swarmfs {
 
 using json = nlohmann::json;
@@ -136,9 +138,9 @@ Status Swarm::declare_agents() {
 
 void Swarm::on_committed(const Event& e) {
     log_stream_->append(e.to_line());
-    static const std::set<std::string> declared = {"agent_created", "agent_config", "agent_removed",
-                                                   "agent_ctl",     "conv_created", "conv_routed",
-                                                   "conv_closed",   "message"};
+    static const std::set<std::string> declared = {
+        "agent_created", "agent_config", "agent_removed", "agent_ctl",    "conv_created",
+        "conv_routed",   "conv_closed",  "conv_vars",     "conv_handoff", "message"};
     if (!declared.count(e.kind)) return;
     std::lock_guard lk(mu_);
     apply(e, false);
@@ -177,7 +179,7 @@ void Swarm::add_err_line(Agent& a, const std::string& line, double ts) {
 }
 
 void Swarm::refresh_conv(Conversation& c) {
-    bool live = false;
+    bool live = c.handoffs_in_flight > 0;
     for (auto it = c.pending.begin(); it != c.pending.end();) {
         if (it->second <= 0) {
             it = c.pending.erase(it);
@@ -294,6 +296,25 @@ void Swarm::apply(const Event& e, bool replaying) {
             c->agent = agent;
             c->changed = e.ts;
         }
+    } else if (k == "conv_vars") {
+        if (Conversation* c = find_conv(num(d, "conv"))) {
+            c->vars = d.value("vars", json::object());
+            c->changed = e.ts;
+        }
+    } else if (k == "conv_handoff") {
+        if (Conversation* c = find_conv(num(d, "conv"))) {
+            std::string from = str(d, "from");
+            c->agent = str(d, "to");
+            c->transcript.push_back(
+                json({{"role", "handoff"}, {"from", from}, {"to", c->agent}}).dump());
+            c->changed = e.ts;
+            // The running turn of `from` on this conversation forwards its
+            // message to the new agent when it ends.
+            Agent* a = find_agent(from);
+            if (!replaying && a && a->running && !a->queue.empty() &&
+                a->queue.front().conv == c->id)
+                a->handoff_to = c->agent;
+        }
     } else if (k == "conv_closed") {
         if (Conversation* c = find_conv(num(d, "conv"))) {
             c->closed = true;
@@ -304,9 +325,14 @@ void Swarm::apply(const Event& e, bool replaying) {
         Agent* a = find_agent(agent);
         if (!a) return;
         QueuedMessage m{num(d, "msg"), num(d, "conv"), str(d, "text")};
+        bool forwarded = d.contains("handoff_from");
         if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
             c->pending[agent]++;
-            c->transcript.push_back(json({{"role", "user"}, {"content", m.text}}).dump());
+            // A forwarded message is the same user message, already in the
+            // transcript; only the agent serving it changed.
+            if (!forwarded)
+                c->transcript.push_back(json({{"role", "user"}, {"content", m.text}}).dump());
+            if (forwarded && !replaying && c->handoffs_in_flight > 0) --c->handoffs_in_flight;
             c->changed = e.ts;
         }
         a->queue.push_back(std::move(m));
@@ -692,6 +718,46 @@ Result<std::string> Swarm::conv_context(int64_t id) const {
     if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
     std::string s;
     for (auto& l : c->transcript) s += l + "\n";
+    return s;
+}
+
+namespace {
+Status check_vars(const json& j) {
+    if (!j.is_object()) return make_error(EINVAL, "vars: must be a JSON object");
+    return {};
+}
+}  // namespace
+
+Result<std::string> Swarm::conv_vars(int64_t id) const {
+    std::lock_guard lk(mu_);
+    const Conversation* c = find_conv(id);
+    if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    return c->vars.dump(2) + "\n";
+}
+
+Status Swarm::set_conv_vars(int64_t id, std::string_view text) {
+    std::string agent;
+    {
+        std::lock_guard lk(mu_);
+        const Conversation* c = find_conv(id);
+        if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+        agent = c->agent;
+    }
+    auto j = parse_json_document(text, "conv " + std::to_string(id) + " vars", check_vars);
+    if (!j) return report(agent, j.error());
+    return commit("conv_vars", {{"conv", id}, {"vars", *j}});
+}
+
+Status Swarm::check_vars_draft(int64_t id, std::string_view text) {
+    auto s = check_json_draft(text, "conv " + std::to_string(id) + " vars", check_vars);
+    if (!s) {
+        std::string agent;
+        {
+            std::lock_guard lk(mu_);
+            if (const Conversation* c = find_conv(id)) agent = c->agent;
+        }
+        return report(agent, s.error());
+    }
     return s;
 }
 

@@ -25,6 +25,7 @@ struct SwarmOptions {
     std::string workdir;               // where exec agents run; empty: current dir
     nlohmann::json defaults = nlohmann::json::object();  // config of a mkdir'd agent
     nlohmann::json agents = nlohmann::json::object();    // declared at start (swarm.json)
+    std::map<std::string, std::string> exec_env;         // added to every exec agent's environment
 };
 
 // Parses a swarm file ({"defaults": {...}, "agents": {NAME: config}}) into options.
@@ -84,6 +85,9 @@ class Swarm {
     Result<std::string> conv_agent(int64_t id) const;
     Result<std::string> conv_context(int64_t id) const;
     Result<double> conv_changed(int64_t id) const;
+    Result<std::string> conv_vars(int64_t id) const;
+    Status set_conv_vars(int64_t id, std::string_view text);
+    Status check_vars_draft(int64_t id, std::string_view text);
 
     // Records a user-facing error: the agent's err (when given), and the log.
     Error report(const std::string& agent, Error e);

@@ -1,5 +1,6 @@
 // The command tables of the three ctl files: root ctl, agents/NAME/ctl and
 // conv/N/ctl. One row per command; run_commands() does the parsing.
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstdint>
@@ -140,6 +141,31 @@ CommandTable Swarm::conv_commands(int64_t id) {
              std::lock_guard dl(declare_mu_);
              if (!has_agent(a.words[0])) return make_error(ENOENT, "no agent " + a.words[0]);
              return commit("conv_routed", {{"conv", id}, {"agent", a.words[0]}});
+         }},
+        {"handoff", "handoff NAME", 1, 1,
+         [this, id](const CommandArgs& a) -> Status {
+             const std::string& to = a.words[0];
+             std::lock_guard dl(declare_mu_);
+             std::string from;
+             {
+                 std::lock_guard lk(mu_);
+                 const Conversation* c = find_conv(id);
+                 if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+                 from = c->agent;
+                 const Agent* src = find_agent(from);
+                 if (!src)
+                     return make_error(EDESTADDRREQ, "conversation has no agent to hand off from");
+                 if (!find_agent(to)) return make_error(ENOENT, "no agent " + to);
+                 const auto& allowed = src->config.handoffs;
+                 if (std::find(allowed.begin(), allowed.end(), to) == allowed.end()) {
+                     std::string list;
+                     for (auto& h : allowed) list += (list.empty() ? "" : ", ") + h;
+                     return make_error(
+                         EPERM, "agent " + from + " may not hand off to " + to +
+                                    " (its handoffs: " + (list.empty() ? "none" : list) + ")");
+                 }
+             }
+             return commit("conv_handoff", {{"conv", id}, {"from", from}, {"to", to}});
          }},
         {"close", "close", 0, 0,
          [this, id](const CommandArgs&) {

@@ -4,6 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "agents/swarm.h"
 
 extern char** environ;
@@ -28,6 +30,7 @@ void Swarm::start_turn(Agent& a) {
     a.stderr_text.clear();
     a.stderr_shown = 0;
     a.cancel_reason.clear();
+    a.handoff_to.clear();
     int64_t turn = a.turn;
     std::string name = a.name;
 
@@ -53,10 +56,13 @@ void Swarm::start_turn(Agent& a) {
     env["SWARMFS_TURN"] = std::to_string(turn);
     env["SWARMFS_MSG"] = std::to_string(m.msg);
     env["SWARMFS_INSTRUCTIONS"] = a.config.instructions;
-    if (m.conv)
+    for (auto& [k, v] : opts_.exec_env) env[k] = v;
+    env.erase("SWARMFS_CONV");
+    env.erase("SWARMFS_VARS");
+    if (const Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
         env["SWARMFS_CONV"] = std::to_string(m.conv);
-    else
-        env.erase("SWARMFS_CONV");
+        env["SWARMFS_VARS"] = c->vars.dump();
+    }
     for (auto& [k, v] : env) spec.env.push_back(k + "=" + v);
 
     ExecCallbacks cb;
@@ -104,6 +110,7 @@ void Swarm::on_turn_stderr(const std::string& name, int64_t turn, std::string_vi
 
 void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason) {
     Event ev;
+    std::optional<Event> forwarded;
     std::shared_ptr<ExecProcess> proc;  // destroyed after the lock is released
     {
         std::lock_guard lk(mu_);
@@ -130,6 +137,25 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
 
         a->running = false;
         proc = std::move(a->proc);
+        // A handoff continues the same turn on the new agent: the message is
+        // forwarded in the same transaction as this turn's end.
+        if (ok && !a->handoff_to.empty() && m.conv) {
+            Conversation* c = find_conv(m.conv);
+            if (c && find_agent(a->handoff_to)) {
+                ev.data["handoff_to"] = a->handoff_to;
+                Event fwd;
+                fwd.kind = "message";
+                fwd.ts = ts;
+                fwd.data = {{"msg", ++msg_seq_},
+                            {"agent", a->handoff_to},
+                            {"conv", m.conv},
+                            {"text", m.text},
+                            {"handoff_from", name}};
+                forwarded = std::move(fwd);
+                ++c->handoffs_in_flight;
+            }
+        }
+        a->handoff_to.clear();
         finish_message(*a, m, a->turn_output, ok, reason, false);
         a->turn_output.clear();
         a->stderr_text.clear();
@@ -138,7 +164,9 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
     }
     // The output and the turn's end are one event, committed together: after
     // a crash a turn is either wholly there or runs again, never shown twice.
-    log_->post({std::move(ev)});
+    std::vector<Event> batch{std::move(ev)};
+    if (forwarded) batch.push_back(std::move(*forwarded));
+    log_->post(std::move(batch));
     if (!ok) spdlog::info("agent {} turn {} failed: {}", name, turn, reason);
     schedule(name);
 }

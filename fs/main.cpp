@@ -124,6 +124,8 @@ int main(int argc, char** argv) {
         sopts.workdir = std::filesystem::absolute(o.config).parent_path().string();
     }
     std::string mnt = std::filesystem::absolute(o.mountpoint).string();
+    // Exec agents reach the swarm through the mount (e.g. to hand off).
+    sopts.exec_env["SWARMFS_MNT"] = mnt;
 
     // Fork before any thread exists: the kernel's writer and loop threads
     // start when the swarm opens.

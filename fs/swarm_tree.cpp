@@ -221,6 +221,13 @@ class ConvDir : public DirNode {
                  return std::make_shared<SnapshotFile>([&s, id] { return s.conv_agent(id); },
                                                        changed);
              }},
+            {"vars",
+             [&s, id, changed] {
+                 return std::make_shared<DocumentFile>(
+                     [&s, id] { return s.conv_vars(id); },
+                     [&s, id](std::string_view t) { return s.set_conv_vars(id, t); }, changed,
+                     [&s, id](std::string_view t) { return s.check_vars_draft(id, t); });
+             }},
             {"context",
              [&s, id, changed] {
                  return std::make_shared<SnapshotFile>([&s, id] { return s.conv_context(id); },

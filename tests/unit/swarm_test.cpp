@@ -261,3 +261,76 @@ TEST_F(SwarmTest, LogStreamHasOneJsonLinePerEvent) {
     EXPECT_GE(lines, 4u);  // created, message, started, finished
     EXPECT_TRUE(s->log_stream()->live()) << "the log never ends";
 }
+
+TEST_F(SwarmTest, ExecAgentHandsOffAndTheTargetContinuesTheSameMessage) {
+    auto s = open_swarm(db);
+    // "front" answers, then hands the conversation to "back" through its ctl,
+    // as an exec agent does through the mount.
+    ASSERT_TRUE(s->create_agent("back", nlohmann::json{{"exec", {"tr", "a-z", "A-Z"}}}).ok());
+    ASSERT_TRUE(s->create_agent("front", nlohmann::json{{"exec", {"sh", "-c", "echo front saw it"}},
+                                                        {"handoffs", {"back"}}})
+                    .ok());
+    ASSERT_TRUE(s->create_agent("other", nlohmann::json{{"exec", {"cat"}}}).ok());
+    auto id = *s->create_conversation();
+    ASSERT_TRUE(s->conv_ctl(id, "agent front\n").ok());
+    ASSERT_TRUE(s->set_conv_vars(id, "{\"user\": \"ada\"}\n").ok());
+    // Not listed, or unknown: refused with words, logged, nothing changes.
+    auto refused = s->conv_ctl(id, "handoff other\n");
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.error().code, EPERM);
+    EXPECT_TRUE(contains(refused.error().message, "may not hand off to other"));
+    EXPECT_EQ(s->conv_ctl(id, "handoff ghost\n").error().code, ENOENT);
+    EXPECT_EQ(*s->conv_agent(id), "front\n");
+
+    // Hand off while front's turn runs: stop front first so the turn is held.
+    ASSERT_TRUE(s->agent_ctl("front", "stop\n").ok());
+    ASSERT_TRUE(s->conv_send(id, "help me\n").ok());
+    ASSERT_TRUE(s->agent_ctl("front", "start\n").ok());
+    ASSERT_TRUE(s->conv_ctl(id, "handoff back\n").ok());
+    ASSERT_TRUE(s->wait_idle(10));
+    ASSERT_TRUE(eventually([&] { return !s->conv_out(id)->live(); }));
+    EXPECT_EQ(*s->conv_agent(id), "back\n");
+    auto out = s->conv_out(id)->snapshot();
+    // Either front's turn finished before the handoff (then back takes the next
+    // message) or it was running and back continued it; both keep vars.
+    EXPECT_TRUE(contains(out, "front saw it\n")) << out;
+    ASSERT_TRUE(s->conv_send(id, "second\n").ok());
+    ASSERT_TRUE(s->wait_idle(10));
+    ASSERT_TRUE(eventually([&] { return contains(s->conv_out(id)->snapshot(), "SECOND\n"); }));
+    EXPECT_TRUE(contains(*s->conv_vars(id), "\"user\": \"ada\""));
+    EXPECT_TRUE(contains(*s->conv_context(id), R"("role":"handoff")"));
+    EXPECT_EQ(s->set_conv_vars(id, "[1]").error().code, EINVAL);
+}
+
+TEST_F(SwarmTest, HandoffDuringATurnForwardsThatMessageOnce) {
+    auto s = open_swarm(db);
+    ASSERT_TRUE(s->create_agent("back", nlohmann::json{{"exec", {"tr", "a-z", "A-Z"}}}).ok());
+    // front waits until told to finish, so the handoff lands mid-turn.
+    std::string gate = dir.file("gate");
+    ASSERT_TRUE(
+        s->create_agent("front", nlohmann::json{{"exec",
+                                                 {"sh", "-c",
+                                                  "cat >/dev/null; while [ ! -e " + gate +
+                                                      " ]; do sleep 0.02; done; echo front"}},
+                                                {"handoffs", {"back"}}})
+            .ok());
+    auto id = *s->create_conversation();
+    ASSERT_TRUE(s->conv_ctl(id, "agent front\n").ok());
+    ASSERT_TRUE(s->conv_send(id, "please escalate\n").ok());
+    ASSERT_TRUE(eventually([&] { return contains(*s->agent_status("front"), "state running"); }));
+    ASSERT_TRUE(s->conv_ctl(id, "handoff back\n").ok());
+    FILE* f = fopen(gate.c_str(), "w");
+    fclose(f);
+    ASSERT_TRUE(eventually([&] { return !s->conv_out(id)->live(); }));
+    EXPECT_EQ(s->conv_out(id)->snapshot(), "front\nPLEASE ESCALATE\n")
+        << "the target continued the same message, once";
+    EXPECT_EQ(output(*s, "back"), "PLEASE ESCALATE\n") << "each agent's output shows its part";
+    EXPECT_EQ(output(*s, "front"), "front\n");
+    s->shutdown();
+    s.reset();
+    auto again = open_swarm(db);
+    ASSERT_TRUE(again->wait_idle(10));
+    EXPECT_EQ(again->conv_out(id)->snapshot(), "front\nPLEASE ESCALATE\n")
+        << "after restart, still once";
+    EXPECT_EQ(*again->conv_agent(id), "back\n");
+}
