@@ -41,8 +41,16 @@ struct Agent {
     size_t stderr_shown = 0;  // bytes of stderr_text already in err
     std::string cancel_reason;
     std::string handoff_to;  // set by "handoff NAME" on the turn's conversation
+    // A model turn: the request in flight, the transcript entries it added,
+    // tool calls outstanding, and its usage.
+    uint64_t call = 0;
+    nlohmann::json turn_messages = nlohmann::json::array();
+    int rounds = 0;
+    int tools_pending = 0;
+    int64_t turn_tokens_in = 0, turn_tokens_out = 0;
 
     uint64_t turns = 0, failed = 0;
+    int64_t tokens_in = 0, tokens_out = 0;
     std::string last_error;
     std::shared_ptr<ByteStream> output = std::make_shared<ByteStream>();
     std::deque<std::string> err;  // newest last, bounded
@@ -65,6 +73,7 @@ struct Conversation {
     // A turn that handed off has ended but the message it forwards is not
     // applied yet: out must stay live in between.
     int handoffs_in_flight = 0;
+    int64_t tokens_in = 0, tokens_out = 0;
     double created = 0, changed = 0;
 };
 

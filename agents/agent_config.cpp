@@ -46,6 +46,42 @@ const std::map<std::string, KeyReader>& key_readers() {
              }
              return std::nullopt;
          }},
+        {"provider",
+         [](const json& v, AgentConfig& c) { return read_string(v, c.provider, "provider"); }},
+        {"model", [](const json& v, AgentConfig& c) { return read_string(v, c.model, "model"); }},
+        {"tools",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_array()) return bad("tools must be an array of tool names");
+             c.tools.clear();
+             for (auto& t : v) {
+                 if (!t.is_string() || t.get<std::string>().empty())
+                     return bad("tools must contain tool names, got " + t.dump());
+                 c.tools.push_back(t.get<std::string>());
+             }
+             return std::nullopt;
+         }},
+        {"context_window",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_number_integer() || v.get<int64_t>() < 256)
+                 return bad("context_window must be an integer of at least 256 (tokens)");
+             c.context_window = v.get<int64_t>();
+             return std::nullopt;
+         }},
+        {"max_tool_rounds",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 100)
+                 return bad("max_tool_rounds must be an integer from 1 to 100");
+             c.max_tool_rounds = v.get<int64_t>();
+             return std::nullopt;
+         }},
+        {"params",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_object()) return bad("params must be an object (e.g. {\"temperature\": 0.2})");
+             for (const char* k : {"messages", "tools", "stream", "model"})
+                 if (v.contains(k)) return bad(std::string("params may not set ") + k);
+             c.params = v;
+             return std::nullopt;
+         }},
         {"instructions",
          [](const json& v, AgentConfig& c) {
              return read_string(v, c.instructions, "instructions");
@@ -110,6 +146,12 @@ nlohmann::json AgentConfig::to_json() const {
     if (!instructions.empty()) j["instructions"] = instructions;
     if (!description.empty()) j["description"] = description;
     if (!handoffs.empty()) j["handoffs"] = handoffs;
+    if (!provider.empty()) j["provider"] = provider;
+    if (!model.empty()) j["model"] = model;
+    if (!tools.empty()) j["tools"] = tools;
+    if (context_window != 8192) j["context_window"] = context_window;
+    if (max_tool_rounds != 8) j["max_tool_rounds"] = max_tool_rounds;
+    if (!params.empty()) j["params"] = params;
     if (!env.empty()) j["env"] = env;
     return j;
 }

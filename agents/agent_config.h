@@ -15,6 +15,12 @@ struct AgentConfig {
     std::string instructions;       // the system prompt
     std::string description;
     std::vector<std::string> handoffs;       // agents this one may hand a conversation to
+    // A model agent: a provider from the swarm file and a model name.
+    std::string provider, model;
+    std::vector<std::string> tools;  // tools it may call (tools/NAME)
+    int64_t context_window = 8192;   // tokens of transcript sent, oldest dropped first
+    int64_t max_tool_rounds = 8;     // model calls per turn before giving up
+    nlohmann::json params = nlohmann::json::object();  // extra request fields (temperature...)
     std::map<std::string, std::string> env;  // extra environment for exec
 
     // EINVAL with a reason a user can act on ("config: exec must be ...").
@@ -27,7 +33,8 @@ struct AgentConfig {
     nlohmann::json to_json() const;
     // Pretty JSON plus newline: what reading the config file shows.
     std::string to_text() const;
-    bool runnable() const { return !exec.empty(); }
+    bool is_model() const { return exec.empty() && !provider.empty(); }
+    bool runnable() const { return !exec.empty() || (!provider.empty() && !model.empty()); }
 };
 
 // 1-64 of [A-Za-z0-9_.-], not starting with '.', not ending with '~'.

@@ -210,24 +210,33 @@ static std::string str(const json& d, const char* key) {
     return it != d.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-void Swarm::finish_message(Agent& a, const QueuedMessage& m, const std::string& output, bool ok,
-                           const std::string& reason, bool replaying) {
-    if (replaying) a.output->append(output);
-    if (ok) {
+void Swarm::finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t, bool replaying) {
+    if (replaying) a.output->append(t.output);
+    if (t.ok) {
         ++a.turns;
     } else {
         ++a.failed;
-        a.last_error = reason;
+        a.last_error = t.reason;
     }
+    a.tokens_in += t.tokens_in;
+    a.tokens_out += t.tokens_out;
     a.changed = now_seconds();
     if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
-        if (replaying) c->out->append(output);
+        if (replaying) c->out->append(t.output);
         --c->pending[a.name];
-        json line = {{"role", "assistant"}, {"agent", a.name}, {"content", output}};
-        if (!output.empty() || ok) c->transcript.push_back(line.dump());
-        if (!ok)
+        c->tokens_in += t.tokens_in;
+        c->tokens_out += t.tokens_out;
+        // A model turn records its own messages (tool calls and results too);
+        // an exec turn's reply is its output.
+        if (t.messages.is_array() && !t.messages.empty()) {
+            for (auto& msg : t.messages) c->transcript.push_back(msg.dump());
+        } else if (!t.output.empty() || t.ok) {
             c->transcript.push_back(
-                json({{"role", "error"}, {"agent", a.name}, {"content", reason}}).dump());
+                json({{"role", "assistant"}, {"agent", a.name}, {"content", t.output}}).dump());
+        }
+        if (!t.ok)
+            c->transcript.push_back(
+                json({{"role", "error"}, {"agent", a.name}, {"content", t.reason}}).dump());
         c->changed = a.changed;
     }
     for (auto it = a.queue.begin(); it != a.queue.end(); ++it) {
@@ -365,7 +374,9 @@ void Swarm::apply(const Event& e, bool replaying) {
             start = end + 1;
         }
         if (!ok) add_err_line(*a, "turn " + std::to_string(num(d, "turn")) + ": " + reason, e.ts);
-        finish_message(*a, m, str(d, "output"), ok, reason, true);
+        TurnRecord t{ok, reason, str(d, "output"), d.value("messages", json::array()),
+                     num(d, "tokens_in"), num(d, "tokens_out")};
+        finish_message(*a, m, t, true);
         refresh_streams(*a);
     } else if (k == "error") {
         if (Agent* a = find_agent(agent)) {

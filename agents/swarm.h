@@ -124,8 +124,13 @@ class Swarm {
     void refresh_streams(Agent& a);
     void refresh_conv(Conversation& c);
     void add_err_line(Agent& a, const std::string& line, double ts);
-    void finish_message(Agent& a, const QueuedMessage& m, const std::string& output, bool ok,
-                        const std::string& reason, bool replaying);
+    struct TurnRecord {
+        bool ok = false;
+        std::string reason, output;
+        nlohmann::json messages;  // transcript entries the turn added (model turns)
+        int64_t tokens_in = 0, tokens_out = 0;
+    };
+    void finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t, bool replaying);
 
     // command tables (swarm_commands.cpp)
     CommandTable swarm_commands();

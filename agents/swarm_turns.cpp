@@ -156,7 +156,14 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
             }
         }
         a->handoff_to.clear();
-        finish_message(*a, m, a->turn_output, ok, reason, false);
+        TurnRecord t{ok, reason, a->turn_output, a->turn_messages, a->turn_tokens_in,
+                     a->turn_tokens_out};
+        if (!t.messages.empty()) ev.data["messages"] = t.messages;
+        if (t.tokens_in || t.tokens_out) {
+            ev.data["tokens_in"] = t.tokens_in;
+            ev.data["tokens_out"] = t.tokens_out;
+        }
+        finish_message(*a, m, t, false);
         a->turn_output.clear();
         a->stderr_text.clear();
         a->stderr_shown = 0;

@@ -9,6 +9,7 @@
 //
 // Plain C++20 and POSIX; no FUSE or swarmfs code: it is a client like any other.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -324,17 +325,17 @@ int bench_latency(const Options& o) {
   std::vector<double> ack, first, done;
   int errors = 0;
   std::string first_error;
-  for (int i = 0; i < o.samples && errors < 5; ++i) {
+  for (int i = 0; i < o.samples && errors < 3; ++i) {
     int fd = ::open(output.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       ++errors;
-      first_error = std::string("open output: ") + std::strerror(errno);
+      if (first_error.empty()) first_error = std::string("open output: ") + std::strerror(errno);
       continue;
     }
     struct stat st;
     if (::fstat(fd, &st) != 0 || ::lseek(fd, st.st_size, SEEK_SET) < 0) {
       ++errors;
-      first_error = std::string("fstat/lseek output: ") + std::strerror(errno);
+      if (first_error.empty()) first_error = std::string("fstat/lseek output: ") + std::strerror(errno);
       ::close(fd);
       continue;
     }
@@ -344,18 +345,30 @@ int bench_latency(const Options& o) {
     auto t1 = Clock::now();
     if (e != 0) {
       ++errors;
-      first_error = std::string("send: ") + std::strerror(e);
+      if (first_error.empty()) first_error = std::string("send: ") + std::strerror(e);
       ::close(fd);
       continue;
     }
     char buf[4096];
-    ssize_t got = 0, r;
+    ssize_t got = 0, r = 0;
     std::optional<Clock::time_point> t2;
     // Read to EOF: the first byte is the reply arriving; EOF (the agent idle
     // again) is the turn finished. Draining also keeps samples independent.
-    while ((r = ::read(fd, buf, sizeof buf)) != 0) {
+    // poll() first, so that a reply or an EOF that never comes costs one
+    // timeout and an error line, not the whole run.
+    bool timed_out = false;
+    for (;;) {
+      struct pollfd p = {fd, POLLIN, 0};
+      int n = ::poll(&p, 1, 10000);
+      if (n == 0) {
+        timed_out = true;
+        break;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      r = ::read(fd, buf, sizeof buf);
+      if (r == 0) break;
       if (r < 0) {
-        if (errno == EINTR) continue;
+        if (errno == EINTR || errno == EAGAIN) continue;
         break;
       }
       if (!t2) t2 = Clock::now();
@@ -363,11 +376,14 @@ int bench_latency(const Options& o) {
     }
     auto t3 = Clock::now();
     ::close(fd);
-    if (r < 0 || !t2 || got < static_cast<ssize_t>(text.size())) {
+    if (timed_out || r < 0 || !t2 || got < static_cast<ssize_t>(text.size())) {
       ++errors;
-      first_error = r < 0 ? std::string("read output: ") + std::strerror(errno)
-                          : "reply missing or short (" + std::to_string(got) + " of " +
-                                std::to_string(text.size()) + " bytes)";
+      if (first_error.empty())
+        first_error = timed_out ? "no reply, or no EOF after it, within 10 s (" + std::to_string(got) +
+                                      " bytes read)"
+                      : r < 0   ? std::string("read output: ") + std::strerror(errno)
+                                : "reply missing or short (" + std::to_string(got) + " of " +
+                                    std::to_string(text.size()) + " bytes)";
       continue;
     }
     ack.push_back(std::chrono::duration<double>(t1 - t0).count());
@@ -390,8 +406,8 @@ int bench_latency(const Options& o) {
               first_error.c_str());
   note("What it means: the middle line is the figure asked for. For each message the client "
        "opens the agent's output, seeks to its end (output is seekable and its size is its "
-       "length), sends the message, and after close() returns blocks in read() until the "
-       "reply's first byte arrives. In between the server queues the message, starts the exec "
+       "length), sends the message, and after close() returns waits (poll(), then read()) until "
+       "the reply's first byte arrives. In between the server queues the message, starts the exec "
        "agent (a new 'cat' process per message: fork, exec, stdin, stdout) and streams its "
        "stdout into output; the parked read is answered without polling. 'reply complete' "
        "adds the process exit, the commit of the turn to the log, and the EOF that says the "

@@ -317,7 +317,8 @@ class RootDir : public DirNode {
                      [] { return now_seconds(); });
              }},
             {"log",
-             [&s] { return std::make_shared<StreamFile>([&s] { return s.log_stream(); }, false); }},
+             // Seekable with its length as size, so tail -f and head -n work.
+             [&s] { return std::make_shared<StreamFile>([&s] { return s.log_stream(); }, true); }},
             {"agents", [&tree] { return std::make_shared<AgentsDir>(tree); }},
             {"conv", [&s] { return std::make_shared<ConvsDir>(s); }},
         };

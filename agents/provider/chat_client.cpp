@@ -151,6 +151,11 @@ double retry_after_seconds(const HttpHead& head) {
     return std::max(0.0, std::difftime(when, std::time(nullptr)));
 }
 
+bool looks_like_sse(std::string_view body) {
+    size_t i = body.find_first_not_of(" \t\r\n");
+    return i != std::string_view::npos && (body.substr(i).starts_with("data:") || body[i] == ':');
+}
+
 bool has_control_chars(const std::string& s) {
     return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
 }
@@ -163,6 +168,7 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         std::string reason_phrase;
         double retry_after = -1;
         bool json_mode = false;  // Content-Type application/json: one body, not SSE
+        std::string content_type;
         SseParser parser;
         std::vector<SseEvent> events;
         std::string body;  // error body, JSON answer, or the raw start of a stream
@@ -285,6 +291,7 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         std::transform(type.begin(), type.end(), type.begin(),
                        [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
         a.json_mode = type.find("json") != std::string::npos && type.find("event-stream") == std::string::npos;
+        a.content_type = std::move(type);
     }
 
     static bool success(int status) { return status >= 200 && status < 300; }
@@ -334,6 +341,10 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         if (data == "[DONE]") {
             a.saw_done = true;
             return succeed(call);
+        }
+        if (ev.type == "error") {  // llama.cpp and some proxies name error events
+            std::string m = server_message(ev.data);
+            return attempt_failed(call, "server error in stream: " + (m.empty() ? std::string("unknown") : m), true);
         }
         json chunk = json::parse(data, nullptr, false);
         if (chunk.is_discarded() || !chunk.is_object()) {
@@ -405,13 +416,27 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         Attempt& a = *call->a;
         if (!a.status) a.status = d.status;
         if (success(a.status)) {
-            if (a.json_mode) return finish_json(call, d);
+            if (a.json_mode) {
+                if (!json::parse(a.body, nullptr, false).is_discarded() || !looks_like_sse(a.body))
+                    return finish_json(call, d);
+                // An event stream labelled as JSON: parse it as a stream after all.
+                a.json_mode = false;
+                a.parser.feed(a.body, a.events);
+            }
             a.parser.finish(a.events);
             drain_events(call);
             if (call->finished) return;
             if (!a.any_event && !a.body.empty()) {
                 json j = json::parse(a.body, nullptr, false);
                 if (!j.is_discarded() && field(j, "choices")) return finish_json(call, d);
+                if (d.code == CURLE_OK && a.content_type.find("event-stream") == std::string::npos) {
+                    // A web page, a proxy's login form: not a model API. Another try won't help.
+                    return attempt_failed(call,
+                                          "the server did not answer with an event stream (Content-Type: " +
+                                              (a.content_type.empty() ? std::string("none") : a.content_type) +
+                                              "): " + server_message(a.body),
+                                          false);
+                }
             }
             if (a.saw_done || !a.finish_reason.empty()) return succeed(call);
             std::string why = d.code != CURLE_OK ? d.error : "stream ended early";

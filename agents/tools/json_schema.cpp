@@ -1,5 +1,11 @@
 #include "agents/tools/json_schema.h"
 
+// GCC 12's <regex> trips -Wmaybe-uninitialized inside std::function under
+// -fsanitize (a libstdc++ false positive, GCC bug 105562); keep builds quiet.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
 #include <cmath>
 #include <functional>
 #include <map>
