@@ -26,6 +26,28 @@ std::string Agent::state() const {
     return "idle";
 }
 
+Status check_provider(const json& p) {
+    if (!p.is_object()) return make_error(EINVAL, "must be an object");
+    if (!p.contains("base_url") || !p["base_url"].is_string())
+        return make_error(EINVAL,
+                          "base_url (a string, e.g. http://127.0.0.1:11434/v1) is required");
+    static const std::set<std::string> strings = {"base_url", "api_key_env"};
+    static const std::set<std::string> numbers = {
+        "connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout",
+        "max_retries",     "backoff_initial",    "backoff_max"};
+    for (auto& [k, v] : p.items()) {
+        if (strings.count(k)) {
+            if (!v.is_string()) return make_error(EINVAL, k + " must be a string");
+        } else if (numbers.count(k)) {
+            if (!v.is_number() || v.get<double>() < 0)
+                return make_error(EINVAL, k + " must be a number >= 0");
+        } else {
+            return make_error(EINVAL, "unknown key \"" + k + "\"");
+        }
+    }
+    return {};
+}
+
 Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
     std::ifstream in(path);
     if (!in) return make_error(ENOENT, "cannot read swarm file " + path);
@@ -34,14 +56,22 @@ Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
     json j = json::parse(ss.str(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) return make_error(EINVAL, path + ": not a JSON object");
     for (auto& [key, value] : j.items()) {
-        if (key == "agents" || key == "defaults") {
+        if (key == "agents" || key == "defaults" || key == "providers" || key == "tools") {
             if (!value.is_object())
                 return make_error(EINVAL, path + ": " + key + " must be an object");
         } else {
-            return make_error(EINVAL,
-                              path + ": unknown key \"" + key + "\" (known: agents, defaults)");
+            return make_error(EINVAL, path + ": unknown key \"" + key +
+                                          "\" (known: agents, defaults, providers, tools)");
         }
     }
+    if (j.contains("providers")) {
+        for (auto& [name, p] : j["providers"].items()) {
+            if (auto st = check_provider(p); !st)
+                return make_error(EINVAL, path + ": provider " + name + ": " + st.error().message);
+        }
+        opts.providers = j["providers"];
+    }
+    if (j.contains("tools")) opts.tools = j["tools"];
     if (j.contains("defaults")) {
         if (auto c = AgentConfig::from_json(j["defaults"]); !c)
             return make_error(EINVAL, path + ": defaults: " + c.error().message);
@@ -74,6 +104,12 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
     s->started_ = now_seconds();
     if (auto st = s->replay(); !st) return st.error();
     s->loop_ = std::make_unique<EventLoop>();
+    s->tools_ = std::make_unique<ToolRegistry>(*s->loop_, s->opts_.workdir);
+    if (!s->opts_.tools.empty()) {
+        if (auto st = s->tools_->load(s->opts_.tools); !st)
+            return make_error(st.error().code, "tools: " + st.error().message);
+    }
+    s->chat_ = std::make_unique<ChatClient>(*s->loop_);
     s->log_->set_observer([p = s.get()](const Event& e) { p->on_committed(e); });
     if (auto st = s->declare_agents(); !st) return st.error();
     // Acknowledged messages that never finished run again.
@@ -85,6 +121,10 @@ Swarm::~Swarm() { shutdown(); }
 
 void Swarm::shutdown() {
     if (shut_down_.exchange(true)) return;
+    // Model calls and tools end first; their turns stay unfinished in the log
+    // (the callbacks see shut_down_) and run again at the next start.
+    chat_.reset();
+    tools_.reset();
     if (loop_) {
         // Kill running children on the loop, then stop it; their turns stay
         // unfinished in the log and run again at the next start.
@@ -374,8 +414,12 @@ void Swarm::apply(const Event& e, bool replaying) {
             start = end + 1;
         }
         if (!ok) add_err_line(*a, "turn " + std::to_string(num(d, "turn")) + ": " + reason, e.ts);
-        TurnRecord t{ok, reason, str(d, "output"), d.value("messages", json::array()),
-                     num(d, "tokens_in"), num(d, "tokens_out")};
+        TurnRecord t{ok,
+                     reason,
+                     str(d, "output"),
+                     d.value("messages", json::array()),
+                     num(d, "tokens_in"),
+                     num(d, "tokens_out")};
         finish_message(*a, m, t, true);
         refresh_streams(*a);
     } else if (k == "error") {
@@ -430,6 +474,8 @@ Status Swarm::create_agent(const std::string& name, std::optional<json> config) 
     auto parsed = AgentConfig::from_json(cfg);
     if (!parsed)
         return report("", make_error(EINVAL, "agent " + name + ": " + parsed.error().message));
+    if (auto st = check_references(*parsed); !st)
+        return report("", make_error(EINVAL, "agent " + name + ": " + st.error().message));
     std::lock_guard dl(declare_mu_);
     if (has_agent(name)) return make_error(EEXIST, "agent " + name + " exists");
     return commit("agent_created", {{"agent", name}, {"config", parsed->to_json()}});
@@ -459,6 +505,7 @@ Result<std::string> Swarm::config_text(const std::string& name) const {
 Status Swarm::set_config_text(const std::string& name, std::string_view text) {
     auto parsed = AgentConfig::parse(text);
     if (!parsed) return report(name, parsed.error());
+    if (auto st = check_references(*parsed); !st) return report(name, st.error());
     std::lock_guard dl(declare_mu_);
     if (!has_agent(name)) return make_error(ENOENT, "no agent " + name);
     return commit("agent_config", {{"agent", name}, {"config", parsed->to_json()}});
@@ -526,6 +573,9 @@ Result<std::string> Swarm::agent_status(const std::string& name) const {
     s += "queue " + std::to_string(a->waiting()) + "\n";
     s += "turns " + std::to_string(a->turns) + "\n";
     s += "failed " + std::to_string(a->failed) + "\n";
+    s += "tokens_in " + std::to_string(a->tokens_in) + "\n";
+    s += "tokens_out " + std::to_string(a->tokens_out) + "\n";
+    if (a->config.is_model()) s += "model " + a->config.provider + "/" + a->config.model + "\n";
     std::string argv;
     for (auto& w : a->config.exec) argv += (argv.empty() ? "" : " ") + w;
     s += "exec " + (argv.empty() ? "-" : argv) + "\n";
@@ -672,7 +722,8 @@ Result<std::string> Swarm::conv_ctl_text(int64_t id) const {
     if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
     std::string state = c->closed ? "closed" : (c->pending.empty() ? "idle" : "busy");
     return "id " + std::to_string(id) + "\nagent " + (c->agent.empty() ? "-" : c->agent) +
-           "\nstate " + state + "\n";
+           "\nstate " + state + "\ntokens_in " + std::to_string(c->tokens_in) + "\ntokens_out " +
+           std::to_string(c->tokens_out) + "\n";
 }
 
 Result<std::string> Swarm::conv_target(int64_t id) {

@@ -16,6 +16,8 @@
 #include "agents/byte_stream.h"
 #include "agents/command_table.h"
 #include "agents/event_loop.h"
+#include "agents/provider/chat_client.h"
+#include "agents/tools/tool_registry.h"
 #include "vault/event_log.h"
 
 namespace swarmfs {
@@ -23,9 +25,11 @@ namespace swarmfs {
 struct SwarmOptions {
     std::string db_path = ":memory:";  // the event log (state/swarm.db)
     std::string workdir;               // where exec agents run; empty: current dir
-    nlohmann::json defaults = nlohmann::json::object();  // config of a mkdir'd agent
-    nlohmann::json agents = nlohmann::json::object();    // declared at start (swarm.json)
-    std::map<std::string, std::string> exec_env;         // added to every exec agent's environment
+    nlohmann::json defaults = nlohmann::json::object();   // config of a mkdir'd agent
+    nlohmann::json agents = nlohmann::json::object();     // declared at start (swarm.json)
+    std::map<std::string, std::string> exec_env;          // added to every exec agent's environment
+    nlohmann::json providers = nlohmann::json::object();  // name -> {base_url, api_key_env, ...}
+    nlohmann::json tools = nlohmann::json::object();      // the swarm file's tools section
 };
 
 // Parses a swarm file ({"defaults": {...}, "agents": {NAME: config}}) into options.
@@ -73,6 +77,13 @@ class Swarm {
     std::shared_ptr<ByteStream> agent_output(const std::string& name) const;
     Result<double> agent_changed(const std::string& name) const;
 
+    // --- tools (tools/NAME/spec, tools/NAME/call)
+    std::vector<std::string> tool_names() const;
+    Result<std::string> tool_spec(const std::string& name) const;
+    // Validates and runs; done gets the tool's text, or an error.
+    void call_tool(const std::string& name, std::string args_json,
+                   std::function<void(Result<std::string>)> done);
+
     // --- conversations
     Result<int64_t> create_conversation();
     std::vector<int64_t> conversation_ids() const;
@@ -115,6 +126,14 @@ class Swarm {
     void on_turn_stderr(const std::string& name, int64_t turn, std::string_view data);
     void finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason);
     void cancel_turn(Agent& a, const std::string& reason);
+    // model turns (swarm_model_turns.cpp)
+    void start_model_turn(Agent& a);
+    void call_model(Agent& a);
+    void on_model_done(const std::string& name, int64_t turn, const ChatResult& r);
+    void on_tool_done(const std::string& name, int64_t turn, size_t index, ToolResult r);
+    nlohmann::json model_context(const Agent& a, const QueuedMessage& m) const;
+    Status check_references(const AgentConfig& c) const;
+    Result<ChatOptions> provider_options(const AgentConfig& c) const;
 
     // helpers, with mu_ held
     Agent* find_agent(const std::string& name);
@@ -140,6 +159,8 @@ class Swarm {
     SwarmOptions opts_;
     std::unique_ptr<EventLog> log_;
     std::unique_ptr<EventLoop> loop_;
+    std::unique_ptr<ToolRegistry> tools_;
+    std::unique_ptr<ChatClient> chat_;
     std::shared_ptr<ByteStream> log_stream_ = std::make_shared<ByteStream>(true);
     double started_ = 0;
 

@@ -40,6 +40,16 @@ void Swarm::start_turn(Agent& a) {
     started.kind = "turn_started";
     started.data = d;
     log_->post({std::move(started)});
+    a.call = 0;
+    a.turn_messages = json::array();
+    a.rounds = 0;
+    a.tools_pending = 0;
+    a.turn_tokens_in = a.turn_tokens_out = 0;
+    if (a.config.is_model()) {
+        start_model_turn(a);
+        refresh_streams(a);
+        return;
+    }
 
     ExecSpec spec;
     spec.argv = a.config.exec;
@@ -110,7 +120,7 @@ void Swarm::on_turn_stderr(const std::string& name, int64_t turn, std::string_vi
 
 void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason) {
     Event ev;
-    std::optional<Event> forwarded;
+    std::optional<Event> forwarded, rerouted;
     std::shared_ptr<ExecProcess> proc;  // destroyed after the lock is released
     {
         std::lock_guard lk(mu_);
@@ -135,6 +145,14 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
         if (!ok) ev.data["reason"] = reason;
         if (!stderr_text.empty()) ev.data["stderr"] = stderr_text;
 
+        // A model's reply rarely ends with a newline; one is added so that
+        // replies in output/out stay one per line for cat and tail.
+        if (a->config.is_model() && !a->turn_output.empty() && a->turn_output.back() != '\n') {
+            a->turn_output += '\n';
+            a->output->append("\n");
+            if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) c->out->append("\n");
+            ev.data["output"] = a->turn_output;
+        }
         a->running = false;
         proc = std::move(a->proc);
         // A handoff continues the same turn on the new agent: the message is
@@ -151,13 +169,22 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
                             {"conv", m.conv},
                             {"text", m.text},
                             {"handoff_from", name}};
+                // A model's transfer_to_NAME moves the conversation here; an exec
+                // agent's "handoff NAME" already did.
+                if (c->agent != a->handoff_to) {
+                    Event moved;
+                    moved.kind = "conv_handoff";
+                    moved.ts = ts;
+                    moved.data = {{"conv", m.conv}, {"from", name}, {"to", a->handoff_to}};
+                    rerouted = std::move(moved);
+                }
                 forwarded = std::move(fwd);
                 ++c->handoffs_in_flight;
             }
         }
         a->handoff_to.clear();
-        TurnRecord t{ok, reason, a->turn_output, a->turn_messages, a->turn_tokens_in,
-                     a->turn_tokens_out};
+        TurnRecord t{
+            ok, reason, a->turn_output, a->turn_messages, a->turn_tokens_in, a->turn_tokens_out};
         if (!t.messages.empty()) ev.data["messages"] = t.messages;
         if (t.tokens_in || t.tokens_out) {
             ev.data["tokens_in"] = t.tokens_in;
@@ -172,6 +199,7 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
     // The output and the turn's end are one event, committed together: after
     // a crash a turn is either wholly there or runs again, never shown twice.
     std::vector<Event> batch{std::move(ev)};
+    if (rerouted) batch.push_back(std::move(*rerouted));
     if (forwarded) batch.push_back(std::move(*forwarded));
     log_->post(std::move(batch));
     if (!ok) spdlog::info("agent {} turn {} failed: {}", name, turn, reason);
@@ -179,7 +207,20 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
 }
 
 void Swarm::cancel_turn(Agent& a, const std::string& reason) {
-    if (!a.running || !a.proc) return;
+    if (!a.running) return;
+    if (a.config.is_model() || a.call) {
+        // The request is aborted now; a running tool's answer is ignored.
+        a.cancel_reason = reason;
+        if (a.call)
+            chat_->cancel(a.call);
+        else if (a.tools_pending == 0) {
+            std::string name = a.name;
+            int64_t turn = a.turn;
+            loop_->post([this, name, turn, reason] { finish_turn(name, turn, false, reason); });
+        }
+        return;
+    }
+    if (!a.proc) return;
     a.cancel_reason = reason;
     auto proc = a.proc;
     loop_->post([proc] { proc->kill(); });

@@ -7,6 +7,7 @@
 
 #include "fs/control_file.h"
 #include "fs/document_file.h"
+#include "fs/query_file.h"
 #include "fs/queue_file.h"
 #include "fs/snapshot_file.h"
 #include "fs/stream_file.h"
@@ -297,6 +298,51 @@ class ConvsDir : public DirNode {
     Swarm& s_;
 };
 
+// ------------------------------------------------------------ tools/
+
+class ToolDir : public DirNode {
+  public:
+    ToolDir(Swarm& s, std::string name) : s_(s), name_(std::move(name)) {}
+    std::vector<std::string> list() const override { return {"spec", "call"}; }
+    std::shared_ptr<Node> lookup(const std::string& file) override {
+        auto& s = s_;
+        auto n = name_;
+        auto exists = [&s, n]() -> Status {
+            if (!s.tool_spec(n)) return make_error(ENOENT, "no tool " + n);
+            return {};
+        };
+        if (file == "spec")
+            return std::make_shared<SnapshotFile>([&s, n] { return s.tool_spec(n); },
+                                                  [&s] { return s.started(); });
+        if (file == "call")
+            return std::make_shared<QueryFile>(
+                [&s, n](std::string req, std::function<void(Result<std::string>)> done) {
+                    s.call_tool(n, std::move(req), std::move(done));
+                },
+                exists);
+        return nullptr;
+    }
+    double mtime() const override { return s_.started(); }
+
+  private:
+    Swarm& s_;
+    std::string name_;
+};
+
+class ToolsDir : public DirNode {
+  public:
+    explicit ToolsDir(Swarm& s) : s_(s) {}
+    std::vector<std::string> list() const override { return s_.tool_names(); }
+    std::shared_ptr<Node> lookup(const std::string& name) override {
+        if (!s_.tool_spec(name)) return nullptr;
+        return std::make_shared<ToolDir>(s_, name);
+    }
+    double mtime() const override { return s_.started(); }
+
+  private:
+    Swarm& s_;
+};
+
 // ------------------------------------------------------------ /
 
 class RootDir : public DirNode {
@@ -321,6 +367,7 @@ class RootDir : public DirNode {
              [&s] { return std::make_shared<StreamFile>([&s] { return s.log_stream(); }, true); }},
             {"agents", [&tree] { return std::make_shared<AgentsDir>(tree); }},
             {"conv", [&s] { return std::make_shared<ConvsDir>(s); }},
+            {"tools", [&s] { return std::make_shared<ToolsDir>(s); }},
         };
     }
     std::vector<std::string> list() const override {

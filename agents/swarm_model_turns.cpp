@@ -1,0 +1,325 @@
+// Model turns: the agent's context goes to an OpenAI-compatible provider,
+// streamed text goes to output/out as it arrives, tool calls run (in
+// parallel) and their results go back to the model, until it answers with
+// text or hands the conversation off (transfer_to_NAME). Everything runs on
+// the event loop; a turn waiting on the network holds no thread.
+#include <spdlog/spdlog.h>
+
+#include <cstdlib>
+
+#include "agents/swarm.h"
+
+namespace swarmfs {
+
+using json = nlohmann::json;
+
+namespace {
+const std::string kTransfer = "transfer_to_";
+
+// Rough token count: the usual four characters a token.
+int64_t estimate_tokens(const json& m) {
+    int64_t chars = 0;
+    if (m.contains("content") && m["content"].is_string())
+        chars += m["content"].get<std::string>().size();
+    if (m.contains("tool_calls")) chars += m["tool_calls"].dump().size();
+    return chars / 4 + 4;
+}
+
+// The transcript entry as the provider wants it (no bookkeeping fields).
+std::optional<json> wire_message(const json& m) {
+    std::string role = m.value("role", "");
+    if (role == "user") return json{{"role", "user"}, {"content", m.value("content", "")}};
+    if (role == "assistant") {
+        json w = {{"role", "assistant"}};
+        if (m.contains("tool_calls") && !m["tool_calls"].empty()) {
+            w["tool_calls"] = m["tool_calls"];
+            w["content"] = m.contains("content") && m["content"].is_string() &&
+                                   !m["content"].get<std::string>().empty()
+                               ? m["content"]
+                               : json(nullptr);
+        } else {
+            w["content"] = m.value("content", "");
+        }
+        return w;
+    }
+    if (role == "tool")
+        return json{{"role", "tool"},
+                    {"tool_call_id", m.value("tool_call_id", "")},
+                    {"content", m.value("content", "")}};
+    return std::nullopt;  // handoff and error records are ours, not the model's
+}
+}  // namespace
+
+Status Swarm::check_references(const AgentConfig& c) const {
+    if (!c.provider.empty() && !opts_.providers.contains(c.provider)) {
+        std::string known;
+        for (auto& [k, v] : opts_.providers.items()) known += (known.empty() ? "" : ", ") + k;
+        return make_error(
+            EINVAL, "config: unknown provider \"" + c.provider + "\" (providers: " +
+                        (known.empty() ? "none; declare them in the swarm file" : known) + ")");
+    }
+    if (!c.provider.empty() && c.model.empty())
+        return make_error(EINVAL, "config: a model agent needs \"model\"");
+    if (tools_) {
+        for (auto& t : c.tools)
+            if (!tools_->get(t)) return make_error(EINVAL, "config: unknown tool \"" + t + "\"");
+    }
+    return {};
+}
+
+Result<ChatOptions> Swarm::provider_options(const AgentConfig& c) const {
+    if (!opts_.providers.contains(c.provider))
+        return make_error(EINVAL, "unknown provider " + c.provider);
+    const json& p = opts_.providers[c.provider];
+    ChatOptions o;
+    o.base_url = p.value("base_url", "");
+    std::string env = p.value("api_key_env", "");
+    if (!env.empty()) {
+        const char* key = getenv(env.c_str());
+        if (key) o.api_key = key;
+    }
+    o.model = c.model;
+    o.connect_timeout = p.value("connect_timeout", o.connect_timeout);
+    o.first_byte_timeout = p.value("first_byte_timeout", o.first_byte_timeout);
+    o.idle_timeout = p.value("idle_timeout", o.idle_timeout);
+    o.total_timeout = p.value("total_timeout", o.total_timeout);
+    o.max_retries = p.value("max_retries", o.max_retries);
+    o.backoff_initial = p.value("backoff_initial", o.backoff_initial);
+    o.backoff_max = p.value("backoff_max", o.backoff_max);
+    o.extra = c.params;
+    return o;
+}
+
+json Swarm::model_context(const Agent& a, const QueuedMessage& m) const {
+    std::vector<json> history;
+    if (const Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
+        for (auto& line : c->transcript) {
+            json e = json::parse(line, nullptr, false);
+            if (e.is_discarded()) continue;
+            if (auto w = wire_message(e)) history.push_back(std::move(*w));
+        }
+    } else {
+        history.push_back({{"role", "user"}, {"content", m.text}});
+    }
+    for (auto& e : a.turn_messages)
+        if (auto w = wire_message(e)) history.push_back(std::move(*w));
+
+    // Keep the system prompt and the latest exchanges: drop whole exchanges
+    // (a user message and what answered it), oldest first, until it fits.
+    json system;
+    int64_t budget = a.config.context_window;
+    if (!a.config.instructions.empty()) {
+        system = {{"role", "system"}, {"content", a.config.instructions}};
+        budget -= estimate_tokens(system);
+    }
+    int64_t total = 0;
+    for (auto& h : history) total += estimate_tokens(h);
+    size_t start = 0;
+    while (total > budget) {
+        size_t next = start + 1;
+        while (next < history.size() && history[next].value("role", "") != "user") ++next;
+        if (next >= history.size()) break;  // the latest exchange always stays
+        for (size_t i = start; i < next; ++i) total -= estimate_tokens(history[i]);
+        start = next;
+    }
+    json out = json::array();
+    if (!system.is_null()) out.push_back(system);
+    for (size_t i = start; i < history.size(); ++i) out.push_back(history[i]);
+    return out;
+}
+
+void Swarm::start_model_turn(Agent& a) { call_model(a); }
+
+void Swarm::call_model(Agent& a) {
+    const std::string name = a.name;
+    const int64_t turn = a.turn;
+    auto opts = provider_options(a.config);
+    if (!opts) {
+        std::string why = opts.error().message;
+        loop_->post([this, name, turn, why] { finish_turn(name, turn, false, why); });
+        return;
+    }
+    json tools = json::array();
+    for (auto& t : a.config.tools)
+        if (auto tool = tools_->get(t)) tools.push_back(openai_tool_json(tool->spec()));
+    for (auto& h : a.config.handoffs) {
+        const Agent* target = find_agent(h);
+        std::string about = target && !target->config.description.empty()
+                                ? target->config.description
+                                : "continues this conversation";
+        tools.push_back({{"type", "function"},
+                         {"function",
+                          {{"name", kTransfer + h},
+                           {"description", "Hand the conversation to agent " + h + ": " + about},
+                           {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}});
+    }
+    json messages = model_context(a, a.queue.front());
+    a.call = chat_->start(
+        std::move(*opts), std::move(messages), std::move(tools),
+        [this, name, turn](std::string_view delta) { on_turn_stdout(name, turn, delta); },
+        [this, name, turn](const ChatResult& r) { on_model_done(name, turn, r); },
+        [this, name, turn](int attempt, double delay, const std::string& reason) {
+            Event e;
+            e.kind = "model_retry";
+            e.data = {{"agent", name},
+                      {"turn", turn},
+                      {"attempt", attempt},
+                      {"delay", delay},
+                      {"reason", reason}};
+            log_->post({std::move(e)});
+        });
+}
+
+void Swarm::on_model_done(const std::string& name, int64_t turn, const ChatResult& r) {
+    std::unique_lock lk(mu_);
+    if (shut_down_) return;  // left unfinished: it runs again at the next start
+    Agent* a = find_agent(name);
+    if (!a || a->turn != turn || !a->running) return;
+    a->call = 0;
+    a->turn_tokens_in += r.prompt_tokens;
+    a->turn_tokens_out += r.completion_tokens;
+    if (!a->cancel_reason.empty() || !r.ok) {
+        std::string why = a->cancel_reason.empty() ? "model: " + r.error : a->cancel_reason;
+        lk.unlock();
+        finish_turn(name, turn, false, why);
+        return;
+    }
+    json assistant = {{"role", "assistant"}, {"agent", name}, {"content", r.content}};
+    if (!r.tool_calls.empty()) {
+        json calls = json::array();
+        for (auto& c : r.tool_calls)
+            calls.push_back({{"id", c.id},
+                             {"type", "function"},
+                             {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
+        assistant["tool_calls"] = calls;
+    }
+    a->turn_messages.push_back(assistant);
+    if (r.tool_calls.empty()) {
+        lk.unlock();
+        finish_turn(name, turn, true, "");
+        return;
+    }
+    if (++a->rounds >= a->config.max_tool_rounds) {
+        lk.unlock();
+        finish_turn(name, turn, false,
+                    "model: still calling tools after " + std::to_string(a->rounds) +
+                        " rounds (max_tool_rounds)");
+        return;
+    }
+    // One tool message per call, in order; filled in as the calls answer.
+    size_t base = a->turn_messages.size();
+    for (auto& c : r.tool_calls)
+        a->turn_messages.push_back({{"role", "tool"},
+                                    {"agent", name},
+                                    {"tool_call_id", c.id},
+                                    {"name", c.name},
+                                    {"content", ""}});
+    a->tools_pending = static_cast<int>(r.tool_calls.size());
+    const QueuedMessage& m = a->queue.front();
+    std::vector<std::pair<size_t, ToolResult>> immediate;
+    for (size_t i = 0; i < r.tool_calls.size(); ++i) {
+        const ToolCall& c = r.tool_calls[i];
+        if (c.name.rfind(kTransfer, 0) == 0) {
+            std::string target = c.name.substr(kTransfer.size());
+            const auto& allowed = a->config.handoffs;
+            ToolResult res;
+            if (!m.conv) {
+                res.content = "handoffs need a conversation; this message came to the inbox";
+            } else if (std::find(allowed.begin(), allowed.end(), target) == allowed.end()) {
+                res.content = "agent " + name + " may not hand off to " + target;
+            } else if (!find_agent(target)) {
+                res.content = "no agent " + target;
+            } else {
+                res.ok = true;
+                if (a->handoff_to.empty()) a->handoff_to = target;
+                res.content = "Transferred to " + target + ", who continues the conversation.";
+            }
+            if (!res.ok) {
+                Event e;
+                e.kind = "error";
+                e.data = {{"agent", name}, {"message", "handoff refused: " + res.content}};
+                log_->post({std::move(e)});
+            }
+            immediate.emplace_back(base + i, res);
+            continue;
+        }
+        auto allowed = std::find(a->config.tools.begin(), a->config.tools.end(), c.name);
+        auto tool = allowed != a->config.tools.end() ? tools_->get(c.name) : nullptr;
+        if (!tool) {
+            immediate.emplace_back(
+                base + i, ToolResult{false, "no tool " + c.name + " is available to " + name});
+            continue;
+        }
+        json args = c.arguments.empty() ? json::object() : json::parse(c.arguments, nullptr, false);
+        if (args.is_discarded()) {
+            immediate.emplace_back(
+                base + i, ToolResult{false, "the arguments are not valid JSON: " + c.arguments});
+            continue;
+        }
+        size_t index = base + i;
+        tool->call(std::move(args), [this, name, turn, index](ToolResult res) {
+            on_tool_done(name, turn, index, std::move(res));
+        });
+    }
+    lk.unlock();
+    for (auto& [index, res] : immediate) on_tool_done(name, turn, index, std::move(res));
+}
+
+void Swarm::on_tool_done(const std::string& name, int64_t turn, size_t index, ToolResult res) {
+    std::unique_lock lk(mu_);
+    if (shut_down_) return;
+    Agent* a = find_agent(name);
+    if (!a || a->turn != turn || !a->running || index >= a->turn_messages.size()) return;
+    json& msg = a->turn_messages[index];
+    msg["content"] = res.ok ? res.content : "error: " + res.content;
+    if (!res.ok) msg["is_error"] = true;
+    Event e;
+    e.kind = "tool_called";
+    e.data = {{"agent", name}, {"turn", turn}, {"tool", msg.value("name", "")}, {"ok", res.ok}};
+    log_->post({std::move(e)});
+    if (--a->tools_pending > 0) return;
+    if (!a->cancel_reason.empty()) {
+        std::string why = a->cancel_reason;
+        lk.unlock();
+        finish_turn(name, turn, false, why);
+        return;
+    }
+    if (!a->handoff_to.empty()) {
+        // The target continues the same message; finish_turn forwards it.
+        lk.unlock();
+        finish_turn(name, turn, true, "");
+        return;
+    }
+    call_model(*a);
+}
+
+// ---------------------------------------------------------------- tools/
+
+std::vector<std::string> Swarm::tool_names() const {
+    return tools_ ? tools_->names() : std::vector<std::string>{};
+}
+
+Result<std::string> Swarm::tool_spec(const std::string& name) const {
+    auto t = tools_ ? tools_->get(name) : nullptr;
+    if (!t) return make_error(ENOENT, "no tool " + name);
+    return spec_json(t->spec()).dump(2) + "\n";
+}
+
+void Swarm::call_tool(const std::string& name, std::string args_json,
+                      std::function<void(Result<std::string>)> done) {
+    auto t = tools_ ? tools_->get(name) : nullptr;
+    if (!t) return done(make_error(ENOENT, "no tool " + name));
+    json args = json::parse(args_json, nullptr, false);
+    if (args.is_discarded()) {
+        report("", make_error(EINVAL, "tool " + name + ": arguments are not valid JSON"));
+        return done(std::string("error: arguments are not valid JSON\n"));
+    }
+    t->call(std::move(args), [this, name, done](ToolResult r) {
+        if (!r.ok) report("", make_error(EIO, "tool " + name + ": " + r.content));
+        std::string text = r.ok ? r.content : "error: " + r.content;
+        if (text.empty() || text.back() != '\n') text += "\n";
+        done(std::move(text));
+    });
+}
+
+}  // namespace swarmfs
