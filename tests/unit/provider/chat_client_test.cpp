@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "fake_server.h"
-#include "test_util.h"
+#include "../test_util.h"
 
 using namespace swarmfs;
 using namespace swarmfs::test;
@@ -17,13 +17,26 @@ using json = nlohmann::json;
 
 namespace {
 
+// An atomic counter that can be copied (Outcome is copied out of Pending).
+struct Count {
+    std::atomic<int> v{0};
+    Count() = default;
+    Count(const Count& o) : v(o.v.load()) {}
+    Count& operator=(const Count& o) {
+        v = o.v.load();
+        return *this;
+    }
+    int operator++() { return ++v; }
+    operator int() const { return v.load(); }
+};
+
 struct Outcome {
     ChatResult r;
     std::vector<std::string> deltas;
     std::vector<double> delta_times;
     std::vector<std::tuple<int, double, std::string>> retries;
     double started = 0, done_time = 0;
-    int done_calls = 0;
+    Count done_calls, deltas_seen;  // polled from the test thread
     std::string text() const {
         std::string s;
         for (auto& d : deltas) s += d;
@@ -63,6 +76,7 @@ struct Pending {
             [out_](std::string_view d) {
                 out_->deltas.emplace_back(d);
                 out_->delta_times.push_back(monotonic_seconds());
+                ++out_->deltas_seen;
             },
             [out_, done_](const ChatResult& r) {
                 out_->r = r;
@@ -589,7 +603,7 @@ TEST(ChatClient, CancelAbortsTheTransferAtOnce) {
     EventLoop loop;
     ChatClient client(loop);
     Pending p(client, fast(srv.base_url()));
-    ASSERT_TRUE(eventually([&] { return !p.out->deltas.empty(); }));
+    ASSERT_TRUE(eventually([&] { return p.out->deltas_seen > 0; }));
     double t0 = monotonic_seconds();
     client.cancel(p.id);
     Outcome& o = p.get();
@@ -803,4 +817,45 @@ TEST(ChatClient, ApiKeyNeverAppearsInErrorsOrLogs) {
     EXPECT_NE(texts[0].find("[redacted]"), std::string::npos) << texts[0];
     EXPECT_EQ(logs.str().find(key), std::string::npos) << logs.str();
     EXPECT_NE(logs.str().find("failed"), std::string::npos);  // something was logged
+}
+
+// Not implemented yet in chat_client.cpp (see the closing note of this change).
+TEST(ChatClient, DISABLED_AStreamLabelledAsJsonIsStillParsed) {
+    FakeServer srv([](FakeConn& c, const FakeRequest&) {
+        std::string body = sse(delta("mis")) + sse(delta("labelled")) + sse(finish("stop")) + done_event();
+        c.send(http_response(200, "OK", body));  // Content-Type: application/json
+    });
+    EventLoop loop;
+    ChatClient client(loop);
+    Outcome o = run(client, fast(srv.base_url()));
+    ASSERT_TRUE(o.r.ok) << o.r.error;
+    EXPECT_EQ(o.r.content, "mislabelled");
+}
+
+// Not implemented yet in chat_client.cpp.
+TEST(ChatClient, DISABLED_AWebPageIsNotAModelAndIsNotRetried) {
+    FakeServer srv([](FakeConn& c, const FakeRequest&) {
+        c.send(http_response(200, "OK", "<html><body>Please log in</body></html>", "", "text/html"));
+    });
+    EventLoop loop;
+    ChatClient client(loop);
+    Outcome o = run(client, fast(srv.base_url()));
+    EXPECT_FALSE(o.r.ok);
+    EXPECT_EQ(o.r.attempts, 1);
+    EXPECT_NE(o.r.error.find("text/html"), std::string::npos) << o.r.error;
+    EXPECT_NE(o.r.error.find("Please log in"), std::string::npos) << o.r.error;
+}
+
+// Not implemented yet in chat_client.cpp.
+TEST(ChatClient, DISABLED_NamedErrorEventIsAFailure) {
+    FakeServer srv([](FakeConn& c, const FakeRequest&) {
+        c.send(sse_head() + "event: error\ndata: {\"message\":\"context too long\"}\n\n");
+    });
+    EventLoop loop;
+    ChatClient client(loop);
+    ChatOptions opts = fast(srv.base_url());
+    opts.max_retries = 0;
+    Outcome o = run(client, opts);
+    EXPECT_FALSE(o.r.ok);
+    EXPECT_EQ(o.r.error, "server error in stream: context too long");
 }

@@ -155,19 +155,56 @@ TEST_F(McpFakeTest, AtMostThreeRestartsPerMinute) {
 }
 
 TEST_F(McpFakeTest, CallTimeoutLeavesTheServerUsable) {
-    load("normal", {{"timeout", 0.4}});
+    // McpServer itself, so the hanging call and the next one have their own
+    // time limits (the fake server is slow under a loaded machine).
+    McpServerConfig c;
+    c.name = "fake";
+    c.argv = {"sh", tools_test_dir() + "/fake-mcp-server.sh"};
+    c.env = {{"FAKE_MCP_LOG", log}};
+    c.workdir = dir.path.string();
+    auto server = McpServer::create(loop, c);
+    std::promise<std::string> started;
+    loop.post([&] {
+        server->start([&](Result<std::vector<McpToolInfo>> r) {
+            started.set_value(r ? "" : r.error().message);
+        });
+    });
+    ASSERT_EQ(started.get_future().get(), "");
+    auto call = [&](const std::string& tool, json args, double timeout) {
+        auto p = std::make_shared<std::promise<ToolResult>>();
+        loop.post([&, p, tool, args, timeout] {
+            server->call(tool, args, timeout, [p](ToolResult r) { p->set_value(std::move(r)); });
+        });
+        auto f = p->get_future();
+        EXPECT_EQ(f.wait_for(std::chrono::seconds(30)), std::future_status::ready);
+        return f.get();
+    };
     auto start = std::chrono::steady_clock::now();
-    auto r = call("fake__hang");
+    auto r = call("hang", json::object(), 0.4);
     double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     EXPECT_FALSE(r.ok);
     EXPECT_EQ(r.content, "timed out after 0.4 s");
-    EXPECT_LT(took, 3);
-    r = call("fake__echo", {{"message", "still here"}});
+    EXPECT_LT(took, 5);
+    r = call("echo", {{"message", "still here"}}, 30);
     EXPECT_EQ(r.content, "echo: still here");
     EXPECT_EQ(starts(), 1);
     EXPECT_TRUE(eventually([&] {
         return read_file(log).find(R"("method":"notifications/cancelled")") != std::string::npos;
     }));
+    std::promise<size_t> pending;
+    loop.post([&] {
+        size_t n = server->pending_requests();  // the timed-out id is forgotten
+        server->stop();
+        pending.set_value(n);
+    });
+    EXPECT_EQ(pending.get_future().get(), 0u);
+}
+
+TEST_F(McpFakeTest, TheEntryTimeoutAppliesToItsTools) {
+    load("normal", {{"timeout", 0.4}});
+    auto r = call("fake__hang");
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.content, "timed out after 0.4 s");
 }
 
 TEST_F(McpFakeTest, ServerRequestsAreAnsweredAndJunkLinesIgnored) {

@@ -8,7 +8,7 @@
 
 #include "agents/event_loop.h"
 #include "agents/tools/tool.h"
-#include "test_util.h"
+#include "../test_util.h"
 
 namespace swarmfs::test {
 
