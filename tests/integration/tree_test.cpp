@@ -13,12 +13,13 @@ using Tree = MountedSwarm;
 
 const std::vector<std::string> kAgentFiles = {"config",       "ctl",    "err",   "inbox",
                                               "instructions", "output", "status"};
-const std::vector<std::string> kConvFiles = {"agent", "context", "ctl", "in", "out"};
+const std::vector<std::string> kConvFiles = {"agent", "context", "ctl", "in", "out", "vars"};
 
-TEST_F(Tree, LsRootShowsTheFiveEntries) {
+TEST_F(Tree, LsRootShowsItsEntries) {
     auto r = sh("ls " + shq(mnt()));
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(lines(r.out), (std::vector<std::string>{"agents", "conv", "ctl", "log", "status"}));
+    EXPECT_EQ(lines(r.out),
+              (std::vector<std::string>{"agents", "conv", "ctl", "log", "status", "tools"}));
 }
 
 TEST_F(Tree, RootModesAndSizes) {
