@@ -18,6 +18,8 @@ asan_dir=${SWARMFS_ASAN_BUILD_DIR:-build-asan}
 start=$SECONDS
 declare -a summary=()
 failed=0
+total_passed=0
+total_failed=0
 
 section() { printf '\n===== %s =====\n' "$*"; }
 
@@ -40,6 +42,11 @@ pass() {
   local verdict
   verdict=$(grep -E 'tests passed|No tests were found' "$log" | tail -n 1)
   rm -f "$log"
+  # Totals for the plain closing line.
+  if [[ $verdict =~ ([0-9]+)\ tests\ failed\ out\ of\ ([0-9]+) ]]; then
+    total_failed=$((total_failed + BASH_REMATCH[1]))
+    total_passed=$((total_passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+  fi
   if ((rc == 0)); then
     summary+=("$name: PASS (${verdict:-ok}, $((SECONDS - t0)) s)")
   else
@@ -68,6 +75,8 @@ joined=$(printf '%s; ' "${summary[@]}")
 joined=${joined%; }
 if ((failed)); then
   echo "run-tests: FAILED -- $joined -- $((SECONDS - start)) s"
+  echo "$total_passed passed, $total_failed failed"
   exit 1
 fi
 echo "run-tests: all passed -- $joined -- $((SECONDS - start)) s"
+echo "$total_passed passed, $total_failed failed"
