@@ -13,6 +13,7 @@
 #include "agents/agent_config.h"
 #include "agents/byte_stream.h"
 #include "agents/exec_process.h"
+#include "vault/event_log.h"
 
 namespace swarmfs {
 
@@ -48,6 +49,10 @@ struct Agent {
     int rounds = 0;
     int tools_pending = 0;
     int64_t turn_tokens_in = 0, turn_tokens_out = 0;
+    // Events of the running turn not yet posted (tool_called): they go out
+    // with the next model call or in the turn's final batch, so a handoff
+    // costs one commit, not two.
+    std::vector<Event> turn_events;
 
     uint64_t turns = 0, failed = 0;
     int64_t tokens_in = 0, tokens_out = 0;

@@ -31,7 +31,8 @@ Status check_provider(const json& p) {
     if (!p.contains("base_url") || !p["base_url"].is_string())
         return make_error(EINVAL,
                           "base_url (a string, e.g. http://127.0.0.1:11434/v1) is required");
-    static const std::set<std::string> strings = {"base_url", "api_key_env"};
+    static const std::set<std::string> strings = {"base_url", "api_key_env", "base_url_env",
+                                                  "model_env"};
     static const std::set<std::string> numbers = {
         "connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout",
         "max_retries",     "backoff_initial",    "backoff_max"};
@@ -674,6 +675,8 @@ bool Swarm::wait_idle(double timeout_seconds) {
             std::lock_guard lk(mu_);
             bool busy = false;
             for (auto& [n, a] : agents_) busy = busy || a->active();
+            // A handed-off message is between two agents until its event is applied.
+            for (auto& [id, c] : convs_) busy = busy || c->handoffs_in_flight > 0;
             if (!busy) return true;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <utility>
 
 #include "agents/swarm.h"
 
@@ -79,6 +80,15 @@ Result<ChatOptions> Swarm::provider_options(const AgentConfig& c) const {
         if (key) o.api_key = key;
     }
     o.model = c.model;
+    // One swarm file serves OpenAI, Ollama or a local server: the endpoint
+    // and model can come from the environment, read at each request as the key is.
+    auto from_env = [&](const char* key, std::string& field) {
+        std::string var = p.value(key, "");
+        if (var.empty()) return;
+        if (const char* v = getenv(var.c_str()); v && *v) field = v;
+    };
+    from_env("base_url_env", o.base_url);
+    from_env("model_env", o.model);
     o.connect_timeout = p.value("connect_timeout", o.connect_timeout);
     o.first_byte_timeout = p.value("first_byte_timeout", o.first_byte_timeout);
     o.idle_timeout = p.value("idle_timeout", o.idle_timeout);
@@ -153,6 +163,7 @@ void Swarm::call_model(Agent& a) {
                            {"description", "Hand the conversation to agent " + h + ": " + about},
                            {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}});
     }
+    if (!a.turn_events.empty()) log_->post(std::exchange(a.turn_events, {}));
     json messages = model_context(a, a.queue.front());
     a.call = chat_->start(
         std::move(*opts), std::move(messages), std::move(tools),
@@ -235,9 +246,15 @@ void Swarm::on_model_done(const std::string& name, int64_t turn, const ChatResul
                 res.content = "Transferred to " + target + ", who continues the conversation.";
             }
             if (!res.ok) {
+                // The model is told, and so is whoever watches err and the log.
+                double ts = now_seconds();
+                std::string why = "handoff refused: " + c.name + ": " + res.content;
+                add_err_line(*a, why, ts);
+                a->last_error = why;
                 Event e;
                 e.kind = "error";
-                e.data = {{"agent", name}, {"message", "handoff refused: " + res.content}};
+                e.ts = ts;
+                e.data = {{"agent", name}, {"message", why}, {"errno", EPERM}};
                 log_->post({std::move(e)});
             }
             immediate.emplace_back(base + i, res);
@@ -276,7 +293,7 @@ void Swarm::on_tool_done(const std::string& name, int64_t turn, size_t index, To
     Event e;
     e.kind = "tool_called";
     e.data = {{"agent", name}, {"turn", turn}, {"tool", msg.value("name", "")}, {"ok", res.ok}};
-    log_->post({std::move(e)});
+    a->turn_events.push_back(std::move(e));
     if (--a->tools_pending > 0) return;
     if (!a->cancel_reason.empty()) {
         std::string why = a->cancel_reason;

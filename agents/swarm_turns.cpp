@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <optional>
+#include <utility>
 
 #include "agents/swarm.h"
 
@@ -45,6 +46,7 @@ void Swarm::start_turn(Agent& a) {
     a.rounds = 0;
     a.tools_pending = 0;
     a.turn_tokens_in = a.turn_tokens_out = 0;
+    a.turn_events.clear();
     if (a.config.is_model()) {
         start_model_turn(a);
         refresh_streams(a);
@@ -120,6 +122,7 @@ void Swarm::on_turn_stderr(const std::string& name, int64_t turn, std::string_vi
 
 void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason) {
     Event ev;
+    std::vector<Event> batch;
     std::optional<Event> forwarded, rerouted;
     std::shared_ptr<ExecProcess> proc;  // destroyed after the lock is released
     {
@@ -154,6 +157,7 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
             ev.data["output"] = a->turn_output;
         }
         a->running = false;
+        batch = std::exchange(a->turn_events, {});
         proc = std::move(a->proc);
         // A handoff continues the same turn on the new agent: the message is
         // forwarded in the same transaction as this turn's end.
@@ -198,7 +202,7 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
     }
     // The output and the turn's end are one event, committed together: after
     // a crash a turn is either wholly there or runs again, never shown twice.
-    std::vector<Event> batch{std::move(ev)};
+    batch.push_back(std::move(ev));
     if (rerouted) batch.push_back(std::move(*rerouted));
     if (forwarded) batch.push_back(std::move(*forwarded));
     log_->post(std::move(batch));

@@ -31,11 +31,11 @@ bold=$'\e[1m' dim=$'\e[2m' off=$'\e[0m'
 [[ -t 1 ]] || bold='' dim='' off=''
 say() { printf '\n%s# %s%s\n' "$dim" "$*" "$off"; }
 # show CMD [AS]: print CMD as typed at a prompt, then run it (or AS, the same
-# with cosmetic changes), for 30 s at most: a misbehaving stream can never
-# hang the demo.
+# with cosmetic changes), for 30 s ($limit) at most: a misbehaving stream can
+# never hang the demo.
 show() {
   printf '%s$ %s%s\n' "$bold" "$1" "$off"
-  if ! timeout 30 bash -c "${2:-$1}"; then
+  if ! timeout "${limit:-30}" bash -c "${2:-$1}"; then
     echo "demo: command failed: $1" >&2
     echo "demo: the swarm is still mounted at $mnt; mount-scripts/umount.sh $mnt removes it" >&2
     exit 1
@@ -88,6 +88,34 @@ show "cat $mnt/conv/\$n/out"
 show "cat $mnt/conv/\$n/ctl"
 show "cat $mnt/conv/\$n/context"
 
+say "Tools are files too: a spec, and a query file (write the arguments, read the result on the same open file)."
+show "ls $mnt/tools"
+show "cat $mnt/tools/lookup_ticket/spec"
+show "exec 3<>$mnt/tools/lookup_ticket/call; echo '{\"id\": 42}' >&3; cat <&3"
+
+if [[ -n ${OPENAI_API_KEY:-} || -n ${OPENAI_BASE_URL:-} ]]; then
+  say "Model agents, at ${OPENAI_BASE_URL:-https://api.openai.com/v1} (model ${OPENAI_MODEL:-gpt-4o-mini}):"
+  say "sales answers about prices and hands technical problems to support, who knows the conversation and uses lookup_ticket."
+  printf '%s$ %s%s\n' "$bold" "m=\$(cat $mnt/conv/clone); echo 'agent sales' > $mnt/conv/\$m/ctl" "$off"
+  m=$(timeout 10 cat "$mnt/conv/clone")
+  echo "agent sales" >"$mnt/conv/$m/ctl"
+  export m
+  limit=180
+  show "echo 'What does the Pro plan cost?' > $mnt/conv/\$m/in; cat $mnt/conv/\$m/out"
+  show "echo 'My API integration returns 401 since yesterday. My ticket is 42.' > $mnt/conv/\$m/in; cat $mnt/conv/\$m/out"
+  limit=30
+  show "cat $mnt/conv/\$m/agent"
+  show "cat $mnt/conv/\$m/ctl"
+  say "The whole transcript, one JSON object per line: both agents, the handoff, the tool call."
+  show "cat $mnt/conv/\$m/context"
+  show "tail -n 3 $mnt/agents/sales/err $mnt/agents/support/err"
+else
+  say "No model is configured, so the model agents (sales, support) are idle. To talk to one, set"
+  say "  OPENAI_API_KEY (OpenAI), or OPENAI_BASE_URL=http://127.0.0.1:11434/v1 OPENAI_MODEL=llama3.1 (Ollama;"
+  say "  any OpenAI-compatible server: vLLM, llama.cpp, LM Studio), and run the demo again."
+  say "Model agents and providers are declared in $config (see docs/config.md)."
+fi
+
 say "A new agent: mkdir, then write its config (validated when the file is closed)."
 show "mkdir $mnt/agents/shout"
 show "echo '{\"exec\": [\"sed\", \"s/\$/!!!/\"], \"instructions\": \"Add emphasis.\"}' > $mnt/agents/shout/config"
@@ -110,6 +138,7 @@ hints=(
   "an agent's definition" "cat $mnt/agents/rev/config"
   "a message and its reply" "echo stressed > $mnt/agents/rev/inbox; cat $mnt/agents/rev/output"
   "a tiny client over the same files" "SWARMFS_MNT=$mnt mount-scripts/swarm ask greeter Ada"
+  "a conversation with a model agent (needs OPENAI_API_KEY or OPENAI_BASE_URL set before mounting)" "n=\$(cat $mnt/conv/clone); echo 'agent sales' > $mnt/conv/\$n/ctl; echo 'Hi, what plans do you have?' > $mnt/conv/\$n/in; cat $mnt/conv/\$n/out"
   "follow events as they happen (Ctrl-C ends it)" "tail -f $mnt/log"
 )
 printf '\n%sThe swarm is still mounted at %s.%s Explore it:\n' "$bold" "$mnt" "$off"

@@ -13,20 +13,16 @@ constexpr const char* kKey = "sk-test-SECRET-4242";
 class Model : public MountedSwarm {
   protected:
     void SetUp() override {
-        fake_ = std::make_unique<Proc>(std::string(FAKE_OPENAI_BIN) + " --port 0 --require-key " +
-                                       kKey);
-        ASSERT_TRUE(fake_->wait_for("\n", 10)) << "fake_openai did not start: " << fake_->out();
-        auto pos = fake_->out().find(':');
-        port_ = std::stoi(fake_->out().substr(pos + 1));
+        ASSERT_NO_FATAL_FAILURE(fake_.start(std::string("--require-key ") + kKey));
         setenv("SWARMFS_TEST_KEY", kKey, 1);
         MountedSwarm::SetUp();
     }
     void TearDown() override {
         MountedSwarm::TearDown();
-        fake_.reset();
+        fake_.stop();
     }
     std::string swarm_config() const override {
-        std::string url = "http://127.0.0.1:" + std::to_string(port_) + "/v1";
+        std::string url = fake_.base_url();
         return R"({"providers": {"local": {"base_url": ")" + url +
                R"(", "api_key_env": "SWARMFS_TEST_KEY", "backoff_initial": 0.05, "backoff_max": 0.2,
                     "max_retries": 2, "first_byte_timeout": 5, "idle_timeout": 5}},
@@ -48,13 +44,8 @@ class Model : public MountedSwarm {
         EXPECT_EQ(write_file(p("conv/" + n + "/in"), text + "\n"), 0);
         return cat_stream("conv/" + n + "/out");
     }
-    void script(const std::string& steps) {
-        auto r = sh("curl -sf -X POST --data-binary " + shq(steps) +
-                    " http://127.0.0.1:" + std::to_string(port_) + "/_script");
-        ASSERT_EQ(r.status, 0) << r.err;
-    }
-    std::unique_ptr<Proc> fake_;
-    int port_ = 0;
+    void script(const std::string& steps) { ASSERT_NO_FATAL_FAILURE(fake_.script(steps)); }
+    FakeOpenAI fake_;
 };
 
 TEST_F(Model, RepliesStreamIntoOutAndUsageIsCounted) {
@@ -184,8 +175,7 @@ TEST_F(Model, TheApiKeyNeverLeaks) {
                 shq(p("conv")) + " " + shq(log_path()) + " 2>/dev/null; true");
     // conv/clone would make conversations and log never ends: neither is searched.
     EXPECT_EQ(r.out, "") << "the key appears in: " << r.out;
-    auto requests = sh("curl -sf http://127.0.0.1:" + std::to_string(port_) + "/_requests");
-    EXPECT_NE(requests.out.find(std::string("Bearer ") + kKey), std::string::npos)
+    EXPECT_NE(fake_.requests().find(std::string("Bearer ") + kKey), std::string::npos)
         << "the key did reach the provider";
 }
 

@@ -435,7 +435,9 @@ void MountedSwarm::SetUp() {
     ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0) << strerror(errno);
     ASSERT_EQ(mkdir(state_.c_str(), 0755), 0) << strerror(errno);
     std::string cfg = swarm_config();
-    if (!cfg.empty()) {
+    if (!swarm_config_file().empty()) {
+        config_path_ = swarm_config_file();
+    } else if (!cfg.empty()) {
         config_path_ = dir_ + "/swarm.json";
         ASSERT_EQ(write_file(config_path_, cfg), 0);
     }
@@ -711,6 +713,28 @@ bool MountedSwarm::wait_idle(const std::string& agent, double timeout) {
             return s && kv(*s, "state") == std::string("idle");
         },
         timeout, 0.05);
+}
+
+}  // namespace swarmfs::it
+
+namespace swarmfs::it {
+
+void FakeOpenAI::start(const std::string& args) {
+    proc_ = std::make_unique<Proc>(std::string(FAKE_OPENAI_BIN) + " --port 0 " + args);
+    ASSERT_TRUE(proc_->wait_for("\n", 10)) << "fake_openai did not start: " << proc_->out();
+    auto pos = proc_->out().find(':');
+    ASSERT_NE(pos, std::string::npos) << proc_->out();
+    port_ = std::stoi(proc_->out().substr(pos + 1));
+}
+
+void FakeOpenAI::script(const std::string& steps) const {
+    auto r = sh("curl -sf -X POST --data-binary " + shq(steps) +
+                " http://127.0.0.1:" + std::to_string(port_) + "/_script");
+    ASSERT_EQ(r.status, 0) << r.err;
+}
+
+std::string FakeOpenAI::requests() const {
+    return sh("curl -sf http://127.0.0.1:" + std::to_string(port_) + "/_requests").out;
 }
 
 }  // namespace swarmfs::it

@@ -100,6 +100,24 @@ class Proc {
     std::optional<int> status_;
 };
 
+// tests/fake_openai, the loopback OpenAI server, started for one test.
+class FakeOpenAI {
+  public:
+    // ASSERTs (call it through ASSERT_NO_FATAL_FAILURE) that it started.
+    void start(const std::string& args = "");
+    int port() const { return port_; }
+    std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+    // POST /_script with these steps (a JSON array); ASSERTs success.
+    void script(const std::string& steps) const;
+    // GET /_requests: one JSON line per request so far.
+    std::string requests() const;
+    void stop() { proc_.reset(); }
+
+  private:
+    std::unique_ptr<Proc> proc_;
+    int port_ = 0;
+};
+
 // The fixture. Each test gets a fresh temp dir with mnt/ and state/ and a
 // server mounted on mnt/ (started in SetUp). Override swarm_config() to start
 // it with `--config swarm.json`.
@@ -110,6 +128,9 @@ class MountedSwarm : public ::testing::Test {
 
     // JSON for --config; empty means no --config.
     virtual std::string swarm_config() const { return {}; }
+    // An existing swarm file to use as it is (relative exec paths resolve
+    // against its folder); takes precedence over swarm_config().
+    virtual std::string swarm_config_file() const { return {}; }
 
     const std::string& dir() const { return dir_; }
     const std::string& mnt() const { return mnt_; }
