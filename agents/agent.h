@@ -12,7 +12,9 @@
 
 #include "agents/agent_config.h"
 #include "agents/byte_stream.h"
+#include "agents/event_loop.h"
 #include "agents/exec_process.h"
+#include "agents/restart_intensity.h"
 #include "vault/event_log.h"
 
 namespace swarmfs {
@@ -21,7 +23,15 @@ struct QueuedMessage {
     int64_t msg = 0;
     int64_t conv = 0;  // 0: sent to the inbox, not a conversation
     std::string text;
+    int attempts = 0;      // turns that crashed on it; the second crash parks it
+    std::string topic;     // set when it came from events/TOPIC
+    double queued_at = 0;  // when it was acknowledged (unix seconds)
 };
+
+// Why a running turn is being cancelled: a stop is the user's, a crash
+// (the turn's time limit) counts against the restart intensity, a regroup
+// (one_for_all: a sibling crashed) runs the message again without counting.
+enum class CancelKind { none, stop, crash, regroup };
 
 struct Agent {
     std::string name;
@@ -36,12 +46,15 @@ struct Agent {
 
     // The running turn.
     int64_t turn = 0;
+    double turn_began = 0;
     std::shared_ptr<ExecProcess> proc;
     std::string turn_output;
     std::string stderr_text;
     size_t stderr_shown = 0;  // bytes of stderr_text already in err
     std::string cancel_reason;
-    std::string handoff_to;  // set by "handoff NAME" on the turn's conversation
+    CancelKind cancel_kind = CancelKind::none;
+    EventLoop::TimerId turn_timer = 0;  // the turn's wall-clock limit, if any
+    std::string handoff_to;             // set by "handoff NAME" on the turn's conversation
     // A model turn: the request in flight, the transcript entries it added,
     // tool calls outstanding, and its usage.
     uint64_t call = 0;
@@ -54,6 +67,12 @@ struct Agent {
     // costs one commit, not two.
     std::vector<Event> turn_events;
 
+    // Scheduling and supervision.
+    uint64_t key = 0;     // its name in the scheduler's ready queue
+    std::string crashed;  // why it gave up (past its restart intensity); empty: it did not
+    RestartIntensity intensity;
+    uint64_t restarts = 0, parked = 0;
+
     uint64_t turns = 0, failed = 0;
     int64_t tokens_in = 0, tokens_out = 0;
     std::string last_error;
@@ -62,9 +81,25 @@ struct Agent {
     double err_mtime = 0;
 
     // Has work that will produce output (readers of output should wait).
-    bool active() const { return running || (!stopped && config.runnable() && !queue.empty()); }
+    bool active() const { return running || ready(); }
+    // Could start a turn as soon as a worker is free.
+    bool ready() const {
+        return !running && !stopped && crashed.empty() && !queue.empty() && config.runnable() &&
+               !budget_spent();
+    }
+    bool budget_spent() const {
+        return config.budget > 0 && tokens_in + tokens_out >= config.budget;
+    }
     std::string state() const;
     size_t waiting() const { return queue.size() - (running ? 1 : 0); }
+};
+
+// An event topic (events/TOPIC): what was published to it, as a stream that
+// never ends, like the log.
+struct Topic {
+    std::shared_ptr<ByteStream> stream = std::make_shared<ByteStream>(true);
+    uint64_t published = 0;
+    double changed = 0;
 };
 
 struct Conversation {

@@ -76,7 +76,8 @@ const std::map<std::string, KeyReader>& key_readers() {
          }},
         {"params",
          [](const json& v, AgentConfig& c) -> std::optional<Error> {
-             if (!v.is_object()) return bad("params must be an object (e.g. {\"temperature\": 0.2})");
+             if (!v.is_object())
+                 return bad("params must be an object (e.g. {\"temperature\": 0.2})");
              for (const char* k : {"messages", "tools", "stream", "model"})
                  if (v.contains(k)) return bad(std::string("params may not set ") + k);
              c.params = v;
@@ -89,6 +90,56 @@ const std::map<std::string, KeyReader>& key_readers() {
         {"description",
          [](const json& v, AgentConfig& c) {
              return read_string(v, c.description, "description");
+         }},
+        {"priority",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             auto p = v.is_string() ? parse_priority(v.get<std::string>()) : std::nullopt;
+             if (!p) return bad("priority must be \"interactive\", \"default\" or \"background\"");
+             c.priority = *p;
+             return std::nullopt;
+         }},
+        {"subscribe",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_array()) return bad("subscribe must be an array of topic names");
+             c.subscribe.clear();
+             for (auto& t : v) {
+                 if (!t.is_string() || !valid_agent_name(t.get<std::string>()))
+                     return bad(
+                         "subscribe must contain topic names (letters, digits, _ . -), got " +
+                         t.dump());
+                 c.subscribe.push_back(t.get<std::string>());
+             }
+             return std::nullopt;
+         }},
+        {"budget",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_number_integer() || v.get<int64_t>() < 0)
+                 return bad("budget must be a whole number of tokens (0: no limit)");
+             c.budget = v.get<int64_t>();
+             return std::nullopt;
+         }},
+        {"turn_timeout",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_number() || v.get<double>() < 0)
+                 return bad("turn_timeout must be a number of seconds (0: no limit)");
+             c.turn_timeout = v.get<double>();
+             return std::nullopt;
+         }},
+        {"restart",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             const char* shape =
+                 "restart must be {\"max_restarts\": N, \"period\": SECONDS}, e.g. "
+                 "{\"max_restarts\": 5, \"period\": 30}";
+             if (!v.is_object()) return bad(shape);
+             for (auto& [k, x] : v.items()) {
+                 if (k == "max_restarts" && x.is_number_integer() && x.get<int64_t>() >= 0)
+                     c.max_restarts = x.get<int64_t>();
+                 else if (k == "period" && x.is_number() && x.get<double>() > 0)
+                     c.restart_period = x.get<double>();
+                 else
+                     return bad(shape);
+             }
+             return std::nullopt;
          }},
         {"env",
          [](const json& v, AgentConfig& c) -> std::optional<Error> {
@@ -153,6 +204,12 @@ nlohmann::json AgentConfig::to_json() const {
     if (max_tool_rounds != 8) j["max_tool_rounds"] = max_tool_rounds;
     if (!params.empty()) j["params"] = params;
     if (!env.empty()) j["env"] = env;
+    if (priority != Priority::normal) j["priority"] = std::string(priority_name(priority));
+    if (!subscribe.empty()) j["subscribe"] = subscribe;
+    if (budget) j["budget"] = budget;
+    if (turn_timeout) j["turn_timeout"] = turn_timeout;
+    if (max_restarts != 5 || restart_period != 30)
+        j["restart"] = {{"max_restarts", max_restarts}, {"period", restart_period}};
     return j;
 }
 

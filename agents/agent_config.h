@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agents/ready_queue.h"
 #include "vault/result.h"
 
 namespace swarmfs {
@@ -14,14 +15,21 @@ struct AgentConfig {
     std::vector<std::string> exec;  // argv of an exec agent; empty: nothing to run
     std::string instructions;       // the system prompt
     std::string description;
-    std::vector<std::string> handoffs;       // agents this one may hand a conversation to
+    std::vector<std::string> handoffs;  // agents this one may hand a conversation to
     // A model agent: a provider from the swarm file and a model name.
     std::string provider, model;
     std::vector<std::string> tools;  // tools it may call (tools/NAME)
     int64_t context_window = 8192;   // tokens of transcript sent, oldest dropped first
     int64_t max_tool_rounds = 8;     // model calls per turn before giving up
     nlohmann::json params = nlohmann::json::object();  // extra request fields (temperature...)
-    std::map<std::string, std::string> env;  // extra environment for exec
+    std::map<std::string, std::string> env;            // extra environment for exec
+    // Scheduling and supervision.
+    Priority priority = Priority::normal;  // which ready work a free worker starts first
+    std::vector<std::string> subscribe;    // event topics (events/TOPIC) that start turns
+    int64_t budget = 0;                    // tokens (in + out) it may spend; 0: no limit
+    double turn_timeout = 0;               // seconds a turn may run; 0: no limit
+    int64_t max_restarts = 5;              // restart intensity: at most this many
+    double restart_period = 30;            // ... crashes in this many seconds
 
     // EINVAL with a reason a user can act on ("config: exec must be ...").
     static Result<AgentConfig> parse(std::string_view text);

@@ -21,7 +21,9 @@ std::string Agent::state() const {
     // A stopped agent says so at once, while its cancelled turn is still
     // being killed.
     if (stopped) return "stopped";
+    if (!crashed.empty()) return "crashed";
     if (running) return "running";
+    if (!queue.empty() && budget_spent()) return "budget exhausted";
     if (!queue.empty()) return config.runnable() ? "queued" : "unconfigured";
     return "idle";
 }
@@ -57,13 +59,50 @@ Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
     json j = json::parse(ss.str(), nullptr, false);
     if (j.is_discarded() || !j.is_object()) return make_error(EINVAL, path + ": not a JSON object");
     for (auto& [key, value] : j.items()) {
-        if (key == "agents" || key == "defaults" || key == "providers" || key == "tools") {
+        if (key == "agents" || key == "defaults" || key == "providers" || key == "tools" ||
+            key == "scheduler" || key == "supervisors") {
             if (!value.is_object())
                 return make_error(EINVAL, path + ": " + key + " must be an object");
         } else {
             return make_error(EINVAL, path + ": unknown key \"" + key +
-                                          "\" (known: agents, defaults, providers, tools)");
+                                          "\" (known: agents, defaults, providers, scheduler, "
+                                          "supervisors, tools)");
         }
+    }
+    if (j.contains("scheduler")) {
+        for (auto& [k, v] : j["scheduler"].items()) {
+            if (k == "workers" && v.is_number_integer() && v.get<int>() >= 1 &&
+                v.get<int>() <= 100000)
+                opts.workers = v.get<int>();
+            else if (k == "aging" && v.is_number() && v.get<double>() >= 0)
+                opts.aging = v.get<double>();
+            else
+                return make_error(EINVAL, path +
+                                              ": scheduler: expected {\"workers\": 1.., "
+                                              "\"aging\": SECONDS}, got " +
+                                              k + "=" + v.dump());
+        }
+    }
+    if (j.contains("supervisors")) {
+        for (auto& [name, sup] : j["supervisors"].items()) {
+            std::string where = path + ": supervisors: " + name + ": ";
+            if (!sup.is_object()) return make_error(EINVAL, where + "must be an object");
+            for (auto& [k, v] : sup.items()) {
+                if (k == "strategy") {
+                    if (v != "one_for_one" && v != "one_for_all")
+                        return make_error(EINVAL, where + "strategy is one_for_one or one_for_all");
+                } else if (k == "agents") {
+                    if (!v.is_array()) return make_error(EINVAL, where + "agents is an array");
+                    for (auto& a : v)
+                        if (!a.is_string() || !valid_agent_name(a.get<std::string>()))
+                            return make_error(EINVAL, where + "bad agent name " + a.dump());
+                } else {
+                    return make_error(
+                        EINVAL, where + "unknown key \"" + k + "\" (known: strategy, agents)");
+                }
+            }
+        }
+        opts.supervisors = j["supervisors"];
     }
     if (j.contains("providers")) {
         for (auto& [name, p] : j["providers"].items()) {
@@ -90,7 +129,9 @@ Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
     return {};
 }
 
-Swarm::Swarm(SwarmOptions opts) : opts_(std::move(opts)) {
+Swarm::Swarm(SwarmOptions opts)
+    : opts_(std::move(opts)),
+      ready_(std::chrono::milliseconds(static_cast<int64_t>(opts_.aging * 1000))) {
     if (opts_.workdir.empty()) {
         char buf[4096];
         if (getcwd(buf, sizeof buf)) opts_.workdir = buf;
@@ -101,6 +142,7 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
     auto log = EventLog::open(opts.db_path);
     if (!log) return log.error();
     std::unique_ptr<Swarm> s(new Swarm(std::move(opts)));
+    s->init_metrics();
     s->log_ = std::move(*log);
     s->started_ = now_seconds();
     if (auto st = s->replay(); !st) return st.error();
@@ -180,8 +222,9 @@ Status Swarm::declare_agents() {
 void Swarm::on_committed(const Event& e) {
     log_stream_->append(e.to_line());
     static const std::set<std::string> declared = {
-        "agent_created", "agent_config", "agent_removed", "agent_ctl",    "conv_created",
-        "conv_routed",   "conv_closed",  "conv_vars",     "conv_handoff", "message"};
+        "agent_created", "agent_config", "agent_removed", "agent_ctl",
+        "conv_created",  "conv_routed",  "conv_closed",   "conv_vars",
+        "conv_handoff",  "message",      "topic_created", "published"};
     if (!declared.count(e.kind)) return;
     std::lock_guard lk(mu_);
     apply(e, false);
@@ -253,6 +296,25 @@ static std::string str(const json& d, const char* key) {
 
 void Swarm::finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t, bool replaying) {
     if (replaying) a.output->append(t.output);
+    if (t.verdict == Verdict::retry || t.verdict == Verdict::retry_uncounted) {
+        // The attempt happened (its output was shown, its tokens spent), but
+        // the message stays at the head of the queue for the next one.
+        ++a.failed;
+        a.last_error = t.reason;
+        a.tokens_in += t.tokens_in;
+        a.tokens_out += t.tokens_out;
+        a.changed = now_seconds();
+        if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
+            if (replaying) c->out->append(t.output);
+            c->tokens_in += t.tokens_in;
+            c->tokens_out += t.tokens_out;
+            c->changed = a.changed;
+        }
+        for (auto& q : a.queue)
+            if (q.msg == m.msg && t.verdict == Verdict::retry) ++q.attempts;
+        return;
+    }
+    if (replaying && t.verdict == Verdict::park) ++a.parked;
     if (t.ok) {
         ++a.turns;
     } else {
@@ -301,11 +363,20 @@ void Swarm::apply(const Event& e, bool replaying) {
         a->name = agent;
         a->config = cfg ? *cfg : AgentConfig{};
         a->created = a->changed = e.ts;
+        a->key = ++agent_key_seq_;
+        agent_keys_[a->key] = agent;
+        a->intensity = intensity_for(a->config);
+        for (auto& t : a->config.subscribe) topic(t, e.ts);
         agents_[agent] = std::move(a);
     } else if (k == "agent_config") {
         if (Agent* a = find_agent(agent)) {
-            if (auto cfg = AgentConfig::from_json(d.value("config", json::object())))
+            if (auto cfg = AgentConfig::from_json(d.value("config", json::object()))) {
+                if (cfg->max_restarts != a->config.max_restarts ||
+                    cfg->restart_period != a->config.restart_period)
+                    a->intensity = intensity_for(*cfg);
                 a->config = *cfg;
+                for (auto& t : a->config.subscribe) topic(t, e.ts);
+            }
             a->changed = e.ts;
             refresh_streams(*a);
             if (!replaying) loop_->post([this, agent] { schedule(agent); });
@@ -314,7 +385,10 @@ void Swarm::apply(const Event& e, bool replaying) {
         if (Agent* a = find_agent(agent)) {
             a->queue.clear();
             a->stopped = true;
-            a->running = false;  // its turn, if any, is killed below and ignored
+            set_running(*a, false);  // its turn, if any, is killed below and ignored
+            ready_.remove(a->key);
+            agent_keys_.erase(a->key);
+            forget_agent_metrics(agent);
             a->output->set_live(false);
             for (auto& [id, c] : convs_) {
                 if (!c->pending.count(agent)) continue;
@@ -331,10 +405,21 @@ void Swarm::apply(const Event& e, bool replaying) {
         if (Agent* a = find_agent(agent)) {
             std::string cmd = str(d, "command");
             a->stopped = cmd == "stop";
+            if (cmd == "restart") {  // a fresh start, also after giving up
+                a->crashed.clear();
+                a->intensity.reset();
+            }
             a->changed = e.ts;
             refresh_streams(*a);
             if (!replaying && !a->stopped) loop_->post([this, agent] { schedule(agent); });
         }
+    } else if (k == "topic_created") {
+        topic(str(d, "topic"), e.ts);
+    } else if (k == "published") {
+        Topic& t = topic(str(d, "topic"), e.ts);
+        t.stream->append(str(d, "text"));
+        ++t.published;
+        t.changed = e.ts;
     } else if (k == "conv_created") {
         auto c = std::make_unique<Conversation>();
         c->id = num(d, "conv");
@@ -374,7 +459,7 @@ void Swarm::apply(const Event& e, bool replaying) {
         msg_seq_ = std::max<int64_t>(msg_seq_, num(d, "msg"));
         Agent* a = find_agent(agent);
         if (!a) return;
-        QueuedMessage m{num(d, "msg"), num(d, "conv"), str(d, "text")};
+        QueuedMessage m{num(d, "msg"), num(d, "conv"), str(d, "text"), 0, str(d, "topic"), e.ts};
         bool forwarded = d.contains("handoff_from");
         if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
             c->pending[agent]++;
@@ -397,12 +482,17 @@ void Swarm::apply(const Event& e, bool replaying) {
         Agent* a = find_agent(agent);
         if (!a) return;
         int64_t msg = num(d, "msg");
-        QueuedMessage m{msg, num(d, "conv"), {}};
+        QueuedMessage m{msg, num(d, "conv"), {}, 0, {}, 0};
         bool queued = false;
         for (auto& q : a->queue) queued = queued || q.msg == msg;
         if (!queued) return;  // finished twice can only mean a damaged log; show it once
         bool ok = k == "turn_finished";
         std::string reason = str(d, "reason");
+        Verdict verdict = Verdict::done;
+        if (d.value("retry", false))
+            verdict = d.value("attempt_counted", true) ? Verdict::retry : Verdict::retry_uncounted;
+        else if (d.value("parked", false))
+            verdict = Verdict::park;
         std::string stderr_text = str(d, "stderr");
         size_t start = 0;
         while (start < stderr_text.size()) {
@@ -420,9 +510,17 @@ void Swarm::apply(const Event& e, bool replaying) {
                      str(d, "output"),
                      d.value("messages", json::array()),
                      num(d, "tokens_in"),
-                     num(d, "tokens_out")};
+                     num(d, "tokens_out"),
+                     verdict};
         finish_message(*a, m, t, true);
         refresh_streams(*a);
+    } else if (k == "agent_restarted") {
+        if (Agent* a = find_agent(agent)) a->restarts = num(d, "restarts");
+    } else if (k == "agent_crashed") {
+        if (Agent* a = find_agent(agent)) {
+            a->crashed = str(d, "reason");
+            a->last_error = "crashed: " + a->crashed;
+        }
     } else if (k == "error") {
         if (Agent* a = find_agent(agent)) {
             add_err_line(*a, str(d, "message"), e.ts);
@@ -525,6 +623,11 @@ Result<std::string> Swarm::instructions(const std::string& name) const {
 }
 
 Status Swarm::set_instructions(const std::string& name, std::string_view text) {
+    return update_config(name, [&](AgentConfig& c) { c.instructions = std::string(text); });
+}
+
+Status Swarm::update_config(const std::string& name,
+                            const std::function<void(AgentConfig&)>& edit) {
     std::lock_guard dl(declare_mu_);
     AgentConfig cfg;
     {
@@ -533,9 +636,19 @@ Status Swarm::set_instructions(const std::string& name, std::string_view text) {
         if (!a) return make_error(ENOENT, "no agent " + name);
         cfg = a->config;
     }
-    cfg.instructions = std::string(text);
+    edit(cfg);
     return commit("agent_config", {{"agent", name}, {"config", cfg.to_json()}});
 }
+
+namespace {
+std::optional<Error> budget_error(const Agent& a) {
+    if (!a.budget_spent()) return std::nullopt;
+    return make_error(EDQUOT, "agent " + a.name + " has spent its token budget (" +
+                                  std::to_string(a.tokens_in + a.tokens_out) + " of " +
+                                  std::to_string(a.config.budget) +
+                                  " tokens); raise it with \"budget N\" on its ctl");
+}
+}  // namespace
 
 Status Swarm::enqueue(const std::string& agent, int64_t conv, std::string text) {
     int64_t msg = ++msg_seq_;
@@ -547,12 +660,15 @@ Status Swarm::enqueue(const std::string& agent, int64_t conv, std::string text) 
 
 Status Swarm::can_send(const std::string& name) {
     bool runnable;
+    std::optional<Error> err;
     {
         std::lock_guard lk(mu_);
         const Agent* a = find_agent(name);
         if (!a) return make_error(ENOENT, "no agent " + name);
         runnable = a->config.runnable();
+        if (auto e = budget_error(*a)) err = e;
     }
+    if (err) return report(name, *err);
     if (!runnable)
         return report(name, make_error(EINVAL, "agent " + name +
                                                    " has nothing to run: write {\"exec\": [...]} "
@@ -574,8 +690,16 @@ Result<std::string> Swarm::agent_status(const std::string& name) const {
     s += "queue " + std::to_string(a->waiting()) + "\n";
     s += "turns " + std::to_string(a->turns) + "\n";
     s += "failed " + std::to_string(a->failed) + "\n";
+    s += "restarts " + std::to_string(a->restarts) + "\n";
+    s += "parked " + std::to_string(a->parked) + "\n";
+    s += "priority " + std::string(priority_name(a->config.priority)) + "\n";
     s += "tokens_in " + std::to_string(a->tokens_in) + "\n";
     s += "tokens_out " + std::to_string(a->tokens_out) + "\n";
+    s +=
+        "budget " + (a->config.budget ? std::to_string(a->config.budget) : std::string("-")) + "\n";
+    if (!a->crashed.empty())
+        s += "crashed " +
+             a->intensity.status(std::chrono::steady_clock::now(), a->crashed).substr(8) + "\n";
     if (a->config.is_model()) s += "model " + a->config.provider + "/" + a->config.model + "\n";
     std::string argv;
     for (auto& w : a->config.exec) argv += (argv.empty() ? "" : " ") + w;
@@ -747,6 +871,8 @@ Result<std::string> Swarm::conv_target(int64_t id) {
             err = make_error(ENOENT, conv + ": agent " + agent + " no longer exists");
         else if (!a->config.runnable())
             err = make_error(EINVAL, conv + ": agent " + agent + " has nothing to run");
+        else if (auto b = budget_error(*a))
+            err = b;
     }
     if (err) return report(agent, *err);
     return agent;

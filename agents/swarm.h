@@ -4,6 +4,7 @@
 // the unit tests drive it through this interface. Every call is thread-safe.
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -16,7 +17,10 @@
 #include "agents/byte_stream.h"
 #include "agents/command_table.h"
 #include "agents/event_loop.h"
+#include "agents/metrics.h"
 #include "agents/provider/chat_client.h"
+#include "agents/ready_queue.h"
+#include "agents/restart_intensity.h"
 #include "agents/tools/tool_registry.h"
 #include "vault/event_log.h"
 
@@ -30,6 +34,10 @@ struct SwarmOptions {
     std::map<std::string, std::string> exec_env;          // added to every exec agent's environment
     nlohmann::json providers = nlohmann::json::object();  // name -> {base_url, api_key_env, ...}
     nlohmann::json tools = nlohmann::json::object();      // the swarm file's tools section
+    int workers = 64;  // turns that may run at once (slots, not threads)
+    double aging = 5;  // seconds of waiting that lift ready work one priority class
+    // Supervisor groups: {NAME: {"strategy": "one_for_all", "agents": [...]}}.
+    nlohmann::json supervisors = nlohmann::json::object();
 };
 
 // Parses a swarm file ({"defaults": {...}, "agents": {NAME: config}}) into options.
@@ -51,6 +59,7 @@ class Swarm {
     Status ctl(std::string_view commands);  // root ctl
     std::string ctl_text() const;
     std::string status_text() const;
+    std::string metrics_text() const;  // Prometheus text format
     std::shared_ptr<ByteStream> log_stream() const { return log_stream_; }
     double started() const { return started_; }
 
@@ -66,6 +75,8 @@ class Swarm {
     Status check_config_draft(const std::string& name, std::string_view text);
     Result<std::string> instructions(const std::string& name) const;
     Status set_instructions(const std::string& name, std::string_view text);
+    // Changes one part of an agent's config (ctl's priority and budget).
+    Status update_config(const std::string& name, const std::function<void(AgentConfig&)>& edit);
     // Whether a message could be sent now (checked at write, before close).
     Status can_send(const std::string& name);
     // Durable (fsync'd) before it returns success.
@@ -83,6 +94,16 @@ class Swarm {
     // Validates and runs; done gets the tool's text, or an error.
     void call_tool(const std::string& name, std::string args_json,
                    std::function<void(Result<std::string>)> done);
+
+    // --- event topics (events/TOPIC): a publication is one durable event
+    // and one message to every subscriber, all in one transaction.
+    std::vector<std::string> topic_names() const;
+    bool has_topic(const std::string& name) const;
+    Status create_topic(const std::string& name);
+    Status check_topic(const std::string& name);  // EINVAL for a bad name
+    Status publish(const std::string& name, std::string text);
+    std::shared_ptr<ByteStream> topic_stream(const std::string& name) const;
+    Result<Stamp> topic_stamp(const std::string& name) const;
 
     // --- conversations
     Result<int64_t> create_conversation();
@@ -125,7 +146,7 @@ class Swarm {
     void on_turn_stdout(const std::string& name, int64_t turn, std::string_view data);
     void on_turn_stderr(const std::string& name, int64_t turn, std::string_view data);
     void finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason);
-    void cancel_turn(Agent& a, const std::string& reason);
+    void cancel_turn(Agent& a, CancelKind kind, const std::string& reason);
     // model turns (swarm_model_turns.cpp)
     void start_model_turn(Agent& a);
     void call_model(Agent& a);
@@ -143,12 +164,25 @@ class Swarm {
     void refresh_streams(Agent& a);
     void refresh_conv(Conversation& c);
     void add_err_line(Agent& a, const std::string& line, double ts);
+    Topic& topic(const std::string& name, double ts);  // made on first use
+    // How the supervisor settles a turn: done (finished, or failed for good:
+    // a stop), retry (the message stays at the head of the queue), park (it
+    // crashed twice: failed for good, and said so).
+    enum class Verdict { done, retry, retry_uncounted, park };
     struct TurnRecord {
         bool ok = false;
         std::string reason, output;
         nlohmann::json messages;  // transcript entries the turn added (model turns)
         int64_t tokens_in = 0, tokens_out = 0;
+        Verdict verdict = Verdict::done;
     };
+    // supervision (swarm_supervisor.cpp), with mu_ held
+    Verdict supervise_locked(Agent& a, const QueuedMessage& m, const std::string& reason, double ts,
+                             std::vector<Event>& events);
+    // scheduling (swarm_scheduler.cpp), with mu_ held
+    void dispatch_locked();
+    static RestartIntensity intensity_for(const AgentConfig& c);
+    void set_running(Agent& a, bool running);
     void finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t, bool replaying);
 
     // command tables (swarm_commands.cpp)
@@ -167,9 +201,29 @@ class Swarm {
     mutable std::mutex mu_;  // agents_, convs_ and everything inside them
     std::unordered_map<std::string, std::unique_ptr<Agent>> agents_;
     std::map<int64_t, std::unique_ptr<Conversation>> convs_;
+    std::map<std::string, Topic> topics_;
     // Serializes check-then-commit for declarations (agents, config, ctl) so
     // two racing writers cannot both pass validation. Never held with mu_.
     std::mutex declare_mu_;
+
+    // metrics (swarm_metrics.cpp)
+    void init_metrics();
+    void forget_agent_metrics(const std::string& name);
+    void count_turn_locked(const Agent& a, bool ok, int64_t tokens_in, int64_t tokens_out);
+    void count_start_locked(const Agent& a, const QueuedMessage& m);
+    void count_restart_locked(const Agent& a);
+    mutable MetricsRegistry metrics_;
+    struct {
+        CounterFamily *turns = nullptr, *tokens = nullptr, *restarts = nullptr;
+        HistogramFamily *turn_seconds = nullptr, *wait_seconds = nullptr;
+        GaugeFamily *queue = nullptr, *running = nullptr, *states = nullptr, *workers = nullptr,
+                    *busy = nullptr, *ready = nullptr, *published = nullptr;
+    } m_;
+
+    ReadyQueue ready_;  // agents ready for a worker (guarded by mu_)
+    std::unordered_map<uint64_t, std::string> agent_keys_;
+    uint64_t agent_key_seq_ = 0;
+    int running_turns_ = 0;
 
     std::atomic<int64_t> msg_seq_{0}, turn_seq_{0}, conv_seq_{0};
     std::atomic<bool> replaying_{false};

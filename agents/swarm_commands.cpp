@@ -107,7 +107,7 @@ CommandTable Swarm::agent_commands(const std::string& name) {
         if (auto s = set_run_state("stop"); !s) return s;
         {
             std::lock_guard lk(mu_);
-            if (Agent* a = find_agent(name)) cancel_turn(*a, "stopped by ctl");
+            if (Agent* a = find_agent(name)) cancel_turn(*a, CancelKind::stop, "stopped by ctl");
         }
         // The write returns once the cancelled turn has ended and is recorded,
         // so what `stop` did is visible in status, err and log right after.
@@ -129,7 +129,27 @@ CommandTable Swarm::agent_commands(const std::string& name) {
         {"restart", "restart", 0, 0,
          [stop, set_run_state](const CommandArgs&) -> Status {
              if (auto s = stop(); !s) return s;
-             return set_run_state("start");
+             return set_run_state("restart");
+         }},
+        {"priority", "priority interactive|default|background", 1, 1,
+         [this, name](const CommandArgs& a) -> Status {
+             auto p = parse_priority(a.words[0]);
+             if (!p)
+                 return make_error(EINVAL,
+                                   "priority: expected interactive, default or background, "
+                                   "got \"" +
+                                       a.words[0] + "\"");
+             return update_config(name, [&](AgentConfig& c) { c.priority = *p; });
+         }},
+        {"budget", "budget TOKENS (0: no limit)", 1, 1,
+         [this, name](const CommandArgs& a) -> Status {
+             const std::string& w = a.words[0];
+             char* end = nullptr;
+             long long n = strtoll(w.c_str(), &end, 10);
+             if (w.empty() || *end || n < 0)
+                 return make_error(EINVAL,
+                                   "budget: expected a whole number of tokens, got \"" + w + "\"");
+             return update_config(name, [&](AgentConfig& c) { c.budget = n; });
          }},
     };
 }

@@ -15,22 +15,33 @@ namespace swarmfs {
 
 using json = nlohmann::json;
 
-void Swarm::schedule(const std::string& name) {
-    std::lock_guard lk(mu_);
-    if (shut_down_) return;
-    Agent* a = find_agent(name);
-    if (!a || a->running || a->stopped || a->queue.empty() || !a->config.runnable()) return;
-    start_turn(*a);
-}
-
 void Swarm::start_turn(Agent& a) {
     const QueuedMessage& m = a.queue.front();
-    a.running = true;
+    set_running(a, true);
     a.turn = ++turn_seq_;
+    a.turn_began = now_seconds();
+    count_start_locked(a, m);
     a.turn_output.clear();
     a.stderr_text.clear();
     a.stderr_shown = 0;
     a.cancel_reason.clear();
+    a.cancel_kind = CancelKind::none;
+    if (a.config.turn_timeout > 0) {
+        // The wall-clock limit: past it the turn is cancelled as a crash.
+        double limit = a.config.turn_timeout;
+        std::string who = a.name;
+        int64_t t = a.turn;
+        a.turn_timer = loop_->after(limit, [this, who, t, limit] {
+            std::lock_guard lk(mu_);
+            Agent* x = find_agent(who);
+            if (x && x->running && x->turn == t) {
+                x->turn_timer = 0;
+                char buf[64];
+                snprintf(buf, sizeof buf, "turn timed out after %g s (turn_timeout)", limit);
+                cancel_turn(*x, CancelKind::crash, buf);
+            }
+        });
+    }
     a.handoff_to.clear();
     int64_t turn = a.turn;
     std::string name = a.name;
@@ -69,6 +80,8 @@ void Swarm::start_turn(Agent& a) {
     env["SWARMFS_MSG"] = std::to_string(m.msg);
     env["SWARMFS_INSTRUCTIONS"] = a.config.instructions;
     for (auto& [k, v] : opts_.exec_env) env[k] = v;
+    env.erase("SWARMFS_TOPIC");
+    if (!m.topic.empty()) env["SWARMFS_TOPIC"] = m.topic;
     env.erase("SWARMFS_CONV");
     env.erase("SWARMFS_VARS");
     if (const Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
@@ -122,7 +135,7 @@ void Swarm::on_turn_stderr(const std::string& name, int64_t turn, std::string_vi
 
 void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason) {
     Event ev;
-    std::vector<Event> batch;
+    std::vector<Event> batch, after;  // after: the supervisor's events
     std::optional<Event> forwarded, rerouted;
     std::shared_ptr<ExecProcess> proc;  // destroyed after the lock is released
     {
@@ -147,6 +160,16 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
         if (m.conv) ev.data["conv"] = m.conv;
         if (!ok) ev.data["reason"] = reason;
         if (!stderr_text.empty()) ev.data["stderr"] = stderr_text;
+        if (a->turn_timer) {
+            loop_->cancel(a->turn_timer);
+            a->turn_timer = 0;
+        }
+        // Supervision: a crash runs its message once more, then parks it.
+        Verdict verdict = ok ? Verdict::done : supervise_locked(*a, m, reason, ts, after);
+        if (verdict == Verdict::retry || verdict == Verdict::retry_uncounted)
+            ev.data["retry"] = true;
+        if (verdict == Verdict::retry_uncounted) ev.data["attempt_counted"] = false;
+        if (verdict == Verdict::park) ev.data["parked"] = true;
 
         // A model's reply rarely ends with a newline; one is added so that
         // replies in output/out stay one per line for cat and tail.
@@ -156,7 +179,8 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
             if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) c->out->append("\n");
             ev.data["output"] = a->turn_output;
         }
-        a->running = false;
+        count_turn_locked(*a, ok, a->turn_tokens_in, a->turn_tokens_out);
+        set_running(*a, false);
         batch = std::exchange(a->turn_events, {});
         proc = std::move(a->proc);
         // A handoff continues the same turn on the new agent: the message is
@@ -188,7 +212,8 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
         }
         a->handoff_to.clear();
         TurnRecord t{
-            ok, reason, a->turn_output, a->turn_messages, a->turn_tokens_in, a->turn_tokens_out};
+            ok,     reason, a->turn_output, a->turn_messages, a->turn_tokens_in, a->turn_tokens_out,
+            verdict};
         if (!t.messages.empty()) ev.data["messages"] = t.messages;
         if (t.tokens_in || t.tokens_out) {
             ev.data["tokens_in"] = t.tokens_in;
@@ -203,6 +228,7 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
     // The output and the turn's end are one event, committed together: after
     // a crash a turn is either wholly there or runs again, never shown twice.
     batch.push_back(std::move(ev));
+    for (auto& e : after) batch.push_back(std::move(e));
     if (rerouted) batch.push_back(std::move(*rerouted));
     if (forwarded) batch.push_back(std::move(*forwarded));
     log_->post(std::move(batch));
@@ -210,8 +236,9 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
     schedule(name);
 }
 
-void Swarm::cancel_turn(Agent& a, const std::string& reason) {
-    if (!a.running) return;
+void Swarm::cancel_turn(Agent& a, CancelKind kind, const std::string& reason) {
+    if (!a.running || a.cancel_kind != CancelKind::none) return;
+    a.cancel_kind = kind;
     if (a.config.is_model() || a.call) {
         // The request is aborted now; a running tool's answer is ignored.
         a.cancel_reason = reason;

@@ -1,4 +1,5 @@
 // swarmfs MNT --state DIR [--config swarm.json] [-f] [-d] [-o opt,...]
+// swarmfs replay --state DIR [filters]
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 
 #include "agents/swarm.h"
 #include "fs/fuse_adapter.h"
+#include "fs/replay_command.h"
 #include "fs/swarm_tree.h"
 
 namespace {
@@ -28,6 +30,7 @@ struct Options {
 void usage(FILE* out) {
     fprintf(out,
             "usage: swarmfs MNT --state DIR [--config swarm.json] [-f] [-d] [-o opt,...]\n"
+            "       swarmfs replay --state DIR [--agent NAME] [--turn N] ... (--help)\n"
             "  --state DIR    where the event log (swarm.db) lives; created if missing\n"
             "  --config FILE  swarm file applied at start (docs/config.md)\n"
             "  -f             stay in the foreground (Ctrl-C or SIGTERM unmounts)\n"
@@ -106,6 +109,7 @@ int fail(const std::string& msg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    if (argc > 1 && std::string(argv[1]) == "replay") return swarmfs::replay_command(argc, argv);
     Options o;
     if (!parse(argc, argv, o)) {
         usage(stderr);

@@ -11,6 +11,7 @@
 #include "fs/queue_file.h"
 #include "fs/snapshot_file.h"
 #include "fs/stream_file.h"
+#include "fs/topic_file.h"
 #include "vault/event_log.h"
 
 namespace swarmfs::fs {
@@ -343,6 +344,44 @@ class ToolsDir : public DirNode {
     Swarm& s_;
 };
 
+// ------------------------------------------------------------ events/
+
+class EventsDir : public DirNode {
+  public:
+    explicit EventsDir(Swarm& s) : s_(s) {}
+    std::vector<std::string> list() const override { return s_.topic_names(); }
+    std::shared_ptr<Node> lookup(const std::string& name) override {
+        if (!s_.has_topic(name)) return nullptr;
+        return topic(name);
+    }
+    // `echo x > events/NEW` makes the topic, then publishes to it.
+    Result<std::shared_ptr<FileNode>> create(const std::string& name, mode_t) override {
+        if (auto st = s_.create_topic(name); !st) return st.error();
+        return std::shared_ptr<FileNode>(topic(name));
+    }
+    Status unlink(const std::string& name) override {
+        if (!s_.has_topic(name)) return make_error(ENOENT, "no topic " + name);
+        return make_error(EPERM, "topics are history and cannot be removed");
+    }
+    double mtime() const override { return s_.started(); }
+
+  private:
+    std::shared_ptr<TopicFile> topic(const std::string& name) {
+        auto& s = s_;
+        auto publish = std::make_shared<QueueFile>(
+            [&s, name](std::string m) { return s.publish(name, std::move(m)); },
+            [&s, name] { return s.check_topic(name); },
+            [&s, name]() -> Status {
+                if (!s.has_topic(name)) return make_error(ENOENT, "no topic " + name);
+                return {};
+            });
+        auto follow =
+            std::make_shared<StreamFile>([&s, name] { return s.topic_stream(name); }, true);
+        return std::make_shared<TopicFile>(std::move(publish), std::move(follow));
+    }
+    Swarm& s_;
+};
+
 // ------------------------------------------------------------ /
 
 class RootDir : public DirNode {
@@ -368,6 +407,13 @@ class RootDir : public DirNode {
             {"agents", [&tree] { return std::make_shared<AgentsDir>(tree); }},
             {"conv", [&s] { return std::make_shared<ConvsDir>(s); }},
             {"tools", [&s] { return std::make_shared<ToolsDir>(s); }},
+            {"events", [&s] { return std::make_shared<EventsDir>(s); }},
+            {"metrics",
+             [&s] {
+                 return std::make_shared<SnapshotFile>(
+                     [&s]() -> Result<std::string> { return s.metrics_text(); },
+                     [] { return now_seconds(); });
+             }},
         };
     }
     std::vector<std::string> list() const override {

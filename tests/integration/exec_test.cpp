@@ -86,20 +86,25 @@ TEST_F(Exec, NonZeroExitFailsTheTurnAndTheAgentGoesOn) {
     ASSERT_TRUE(wait_idle("picky"));
     auto err = slurp(p("agents/picky/err"));
     EXPECT_NE(err.find("exit status 3"), std::string::npos) << err;
+    // Supervision: the crash restarts the agent and the message runs once
+    // more; crashing again, it is parked as failed, and said so.
+    EXPECT_NE(err.find("message 1 parked as failed"), std::string::npos) << err;
     auto status = slurp(p("agents/picky/status"));
-    EXPECT_EQ(kv(status, "failed"), std::string("1")) << status;
+    EXPECT_EQ(kv(status, "failed"), std::string("2")) << status;
+    EXPECT_EQ(kv(status, "restarts"), std::string("2")) << status;
+    EXPECT_EQ(kv(status, "parked"), std::string("1")) << status;
     EXPECT_EQ(kv(status, "state"), std::string("idle")) << status;
     auto last = kv(status, "last_error");
     ASSERT_TRUE(last) << status;
     EXPECT_NE(last->find("exit status 3"), std::string::npos) << status;
     auto root = slurp(p("status"));
-    EXPECT_EQ(kv(root, "failed"), std::string("1")) << root;
+    EXPECT_EQ(kv(root, "failed"), std::string("2")) << root;
 
     // The next message runs.
     ASSERT_EQ(send("picky", "good\n"), 0);
     EXPECT_EQ(cat_stream("agents/picky/output"), "ok:good\n");
     status = slurp(p("agents/picky/status"));
-    EXPECT_EQ(kv(status, "failed"), std::string("1")) << status;
+    EXPECT_EQ(kv(status, "failed"), std::string("2")) << status;
     EXPECT_EQ(kv(status, "state"), std::string("idle")) << status;
 }
 
@@ -139,7 +144,7 @@ TEST_F(Exec, CrashBySignalIsReportedAndOthersKeepWorking) {
     EXPECT_NE(err.find("signal"), std::string::npos) << err;
     EXPECT_NE(err.find("11"), std::string::npos) << "expected `killed by signal 11`: " << err;
     auto status = slurp(p("agents/crash/status"));
-    EXPECT_EQ(kv(status, "failed"), std::string("1")) << status;
+    EXPECT_EQ(kv(status, "failed"), std::string("2")) << "run once more after the crash: " << status;
 
     EXPECT_EQ(cat_stream("agents/slowcat/output"), "one\ntwo\n");
     auto s2 = slurp(p("agents/slowcat/status"));
@@ -155,7 +160,8 @@ TEST_F(Exec, CrashBySignalIsReportedAndOthersKeepWorking) {
     EXPECT_EQ(kill(server_pid(), 0), 0) << "server died";
     ASSERT_TRUE(wait_idle("crash"));
     status = slurp(p("agents/crash/status"));
-    EXPECT_EQ(kv(status, "failed"), std::string("2")) << status;
+    EXPECT_EQ(kv(status, "failed"), std::string("4")) << status;
+    EXPECT_EQ(kv(status, "parked"), std::string("2")) << status;
 }
 
 TEST_F(Exec, AgentsRunInParallel) {

@@ -114,11 +114,17 @@ TEST_F(Model, RetriesOn429And500ThenFailsClearlyAndStaysUsable) {
     double t0 = now();
     EXPECT_EQ(ask(n, "hello"), "echo: hello\n");
     EXPECT_GE(now() - t0, 0.9) << "Retry-After: 1 was not honoured";
-    script(R"([{"status": 503}, {"status": 503}, {"status": 503}])");
+    // Three attempts fail; the supervisor restarts the agent and the message
+    // gets three more, which fail too: it is parked as failed.
+    script(R"([{"status": 503}, {"status": 503}, {"status": 503},
+               {"status": 503}, {"status": 503}, {"status": 503}])");
     ask(n, "doomed");
     auto err = slurp(p("agents/sales/err"));
     EXPECT_NE(err.find("after 3 attempts"), std::string::npos) << err;
-    EXPECT_EQ(kv(slurp(p("agents/sales/status")), "failed"), std::string("1"));
+    EXPECT_NE(err.find("parked as failed"), std::string::npos) << err;
+    auto st = slurp(p("agents/sales/status"));
+    EXPECT_EQ(kv(st, "failed"), std::string("2")) << st;
+    EXPECT_EQ(kv(st, "parked"), std::string("1")) << st;
     EXPECT_EQ(ask(n, "still there?"), "echo: hello\necho: still there?\n");
 }
 

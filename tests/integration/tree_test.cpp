@@ -19,7 +19,8 @@ TEST_F(Tree, LsRootShowsItsEntries) {
     auto r = sh("ls " + shq(mnt()));
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(lines(r.out),
-              (std::vector<std::string>{"agents", "conv", "ctl", "log", "status", "tools"}));
+              (std::vector<std::string>{"agents", "conv", "ctl", "events", "log", "metrics",
+                                        "status", "tools"}));
 }
 
 TEST_F(Tree, RootModesAndSizes) {

@@ -204,11 +204,16 @@ TEST_F(SwarmModel, RetriesThenFailsClearlyAndTheConversationStaysUsable) {
     int64_t n = conv(*s, "sales");
     fake.script(json::array({{{"status", 429}, {"retry_after", 0}}, {{"status", 500}}}));
     EXPECT_EQ(ask(*s, n, "hello"), "echo: hello\n") << "third attempt answers";
-    fake.script(json::array({{{"status", 503}}, {{"status", 503}}, {{"status", 503}}}));
+    // Three attempts, a restart, three more: then the message is parked.
+    json fail = json::array();
+    for (int i = 0; i < 6; ++i) fail.push_back({{"status", 503}});
+    fake.script(fail);
     ask(*s, n, "doomed");
     auto err = *s->agent_err("sales");
     EXPECT_TRUE(contains(err, "after 3 attempts")) << err;
-    EXPECT_TRUE(contains(*s->agent_status("sales"), "failed 1\n"));
+    EXPECT_TRUE(contains(err, "parked as failed")) << err;
+    EXPECT_TRUE(contains(*s->agent_status("sales"), "failed 2\n"));
+    EXPECT_TRUE(contains(*s->agent_status("sales"), "parked 1\n"));
     EXPECT_EQ(ask(*s, n, "[count]"), "messages: 5\n");
     // What the user said stays said; the failed turn left no half answer.
     std::vector<std::string> roles;

@@ -92,14 +92,18 @@ TEST_F(SwarmTest, FailingTurnIsReportedAndTheAgentCarriesOn) {
     ASSERT_TRUE(s->send("other", "still here\n").ok());
     ASSERT_TRUE(s->send("flaky", "ok\n").ok());
     ASSERT_TRUE(s->wait_idle(10));
-    EXPECT_EQ(output(*s, "flaky"), "got bad\ngot ok\n");
+    // The crash restarts it and "bad" runs once more, then is parked.
+    EXPECT_EQ(output(*s, "flaky"), "got bad\ngot bad\ngot ok\n");
     EXPECT_EQ(output(*s, "other"), "still here\n");
     auto err = *s->agent_err("flaky");
     EXPECT_TRUE(contains(err, "stderr: boom")) << err;
     EXPECT_TRUE(contains(err, "exit status 1")) << err;
+    EXPECT_TRUE(contains(err, "message 1 parked as failed")) << err;
     auto st = *s->agent_status("flaky");
     EXPECT_TRUE(contains(st, "turns 1\n")) << st;
-    EXPECT_TRUE(contains(st, "failed 1\n")) << st;
+    EXPECT_TRUE(contains(st, "failed 2\n")) << st;
+    EXPECT_TRUE(contains(st, "restarts 2\n")) << st;
+    EXPECT_TRUE(contains(st, "parked 1\n")) << st;
     EXPECT_TRUE(contains(st, "last_error exit status 1")) << st;
 }
 

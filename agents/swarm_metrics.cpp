@@ -1,0 +1,86 @@
+// metrics: the swarm in the Prometheus text format. Counters and histograms
+// are updated as turns end; gauges (queue depths, states) are read from the
+// kernel's state just before each render, which is cheaper than tracking them.
+#include "agents/swarm.h"
+
+namespace swarmfs {
+
+namespace {
+template <class T>
+T* must(Result<T*> r) {
+    // Names are fixed here, so an error is a programming error caught by tests.
+    return r ? *r : nullptr;
+}
+}  // namespace
+
+void Swarm::init_metrics() {
+    auto& r = metrics_;
+    m_.turns = must(r.counter("swarmfs_turns_total", "Turns that ended, by agent and result.",
+                              {"agent", "result"}));
+    m_.turn_seconds = must(
+        r.histogram("swarmfs_turn_seconds", "Wall-clock time of a turn, start to end.", {"agent"}));
+    m_.wait_seconds = must(
+        r.histogram("swarmfs_queue_wait_seconds",
+                    "Time from a message's acknowledgement to the start of its turn.", {"agent"}));
+    m_.tokens = must(r.counter("swarmfs_tokens_total", "Model tokens used, by agent and direction.",
+                               {"agent", "direction"}));
+    m_.restarts = must(r.counter("swarmfs_restarts_total",
+                                 "Restarts by the supervisor after a crash.", {"agent"}));
+    m_.queue = must(
+        r.gauge("swarmfs_queue_depth", "Messages waiting for an agent (not running).", {"agent"}));
+    m_.running = must(r.gauge("swarmfs_running_turns", "Turns running now, by agent.", {"agent"}));
+    m_.states =
+        must(r.gauge("swarmfs_agents", "Agents by state (idle, running, queued, ...).", {"state"}));
+    m_.workers = must(r.gauge("swarmfs_workers", "Turn slots: the configured pool size."));
+    m_.busy = must(r.gauge("swarmfs_workers_busy", "Turn slots in use."));
+    m_.ready = must(
+        r.gauge("swarmfs_ready_queue_depth", "Agents ready to run, waiting for a free worker."));
+    m_.published = must(
+        r.gauge("swarmfs_topic_published", "Publications to an event topic so far.", {"topic"}));
+    metrics_.add_collector([this] {
+        std::lock_guard lk(mu_);
+        std::map<std::string, double> states = {
+            {"idle", 0},    {"running", 0},          {"queued", 0},      {"stopped", 0},
+            {"crashed", 0}, {"budget exhausted", 0}, {"unconfigured", 0}};
+        for (auto& [n, a] : agents_) {
+            if (auto g = m_.queue->with({n})) (*g)->set(static_cast<double>(a->waiting()));
+            if (auto g = m_.running->with({n})) (*g)->set(a->running ? 1 : 0);
+            states[a->state()] += 1;
+        }
+        for (auto& [s, count] : states)
+            if (auto g = m_.states->with({s})) (*g)->set(count);
+        if (auto g = m_.workers->with({})) (*g)->set(opts_.workers);
+        if (auto g = m_.busy->with({})) (*g)->set(running_turns_);
+        if (auto g = m_.ready->with({})) (*g)->set(static_cast<double>(ready_.size()));
+        for (auto& [t, topic] : topics_)
+            if (auto g = m_.published->with({t})) (*g)->set(static_cast<double>(topic.published));
+    });
+}
+
+void Swarm::forget_agent_metrics(const std::string& name) {
+    m_.queue->remove({name});
+    m_.running->remove({name});
+}
+
+void Swarm::count_turn_locked(const Agent& a, bool ok, int64_t tokens_in, int64_t tokens_out) {
+    if (auto c = m_.turns->with({a.name, ok ? "ok" : "failed"})) (*c)->inc();
+    if (auto h = m_.turn_seconds->with({a.name})) (*h)->observe(now_seconds() - a.turn_began);
+    if (tokens_in)
+        if (auto c = m_.tokens->with({a.name, "in"})) (*c)->inc(static_cast<double>(tokens_in));
+    if (tokens_out)
+        if (auto c = m_.tokens->with({a.name, "out"})) (*c)->inc(static_cast<double>(tokens_out));
+}
+
+void Swarm::count_start_locked(const Agent& a, const QueuedMessage& m) {
+    if (m.queued_at > 0)
+        if (auto h = m_.wait_seconds->with({a.name}))
+            (*h)->observe(std::max(0.0, now_seconds() - m.queued_at));
+}
+
+void Swarm::count_restart_locked(const Agent& a) {
+    if (auto c = m_.restarts->with({a.name})) (*c)->inc();
+}
+
+std::string Swarm::metrics_text() const { return metrics_.render(); }
+
+}  // namespace swarmfs
