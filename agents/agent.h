@@ -61,6 +61,8 @@ struct Agent {
     nlohmann::json turn_messages = nlohmann::json::array();
     int rounds = 0;
     int tools_pending = 0;
+    bool rate_waiting = false;   // held back by its provider's rate limit
+    uint64_t rate_estimate = 0;  // tokens taken from the provider's bucket for the call
     int64_t turn_tokens_in = 0, turn_tokens_out = 0;
     // Events of the running turn not yet posted (tool_called): they go out
     // with the next model call or in the turn's final batch, so a handoff

@@ -22,7 +22,7 @@ std::string Agent::state() const {
     // being killed.
     if (stopped) return "stopped";
     if (!crashed.empty()) return "crashed";
-    if (running) return "running";
+    if (running) return rate_waiting ? "waiting" : "running";
     if (!queue.empty() && budget_spent()) return "budget exhausted";
     if (!queue.empty()) return config.runnable() ? "queued" : "unconfigured";
     return "idle";
@@ -35,9 +35,15 @@ Status check_provider(const json& p) {
                           "base_url (a string, e.g. http://127.0.0.1:11434/v1) is required");
     static const std::set<std::string> strings = {"base_url", "api_key_env", "base_url_env",
                                                   "model_env"};
-    static const std::set<std::string> numbers = {
-        "connect_timeout", "first_byte_timeout", "idle_timeout", "total_timeout",
-        "max_retries",     "backoff_initial",    "backoff_max"};
+    static const std::set<std::string> numbers = {"connect_timeout",
+                                                  "first_byte_timeout",
+                                                  "idle_timeout",
+                                                  "total_timeout",
+                                                  "max_retries",
+                                                  "backoff_initial",
+                                                  "backoff_max",
+                                                  "rpm",
+                                                  "tpm"};
     for (auto& [k, v] : p.items()) {
         if (strings.count(k)) {
             if (!v.is_string()) return make_error(EINVAL, k + " must be a string");
@@ -153,6 +159,11 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
             return make_error(st.error().code, "tools: " + st.error().message);
     }
     s->chat_ = std::make_unique<ChatClient>(*s->loop_);
+    for (auto& [name, p] : s->opts_.providers.items()) {
+        RateLimit lim{p.value("rpm", uint64_t{0}), p.value("tpm", uint64_t{0})};
+        if (lim.requests_per_minute || lim.tokens_per_minute)
+            s->limiters_[name] = std::make_unique<ProviderLimiter>(lim);
+    }
     s->log_->set_observer([p = s.get()](const Event& e) { p->on_committed(e); });
     if (auto st = s->declare_agents(); !st) return st.error();
     // Acknowledged messages that never finished run again.

@@ -21,6 +21,7 @@
 #include "agents/provider/chat_client.h"
 #include "agents/ready_queue.h"
 #include "agents/restart_intensity.h"
+#include "agents/token_bucket.h"
 #include "agents/tools/tool_registry.h"
 #include "vault/event_log.h"
 
@@ -195,6 +196,8 @@ class Swarm {
     std::unique_ptr<EventLoop> loop_;
     std::unique_ptr<ToolRegistry> tools_;
     std::unique_ptr<ChatClient> chat_;
+    // Per-provider rate limits (rpm, tpm), shared by every agent on it.
+    std::map<std::string, std::unique_ptr<ProviderLimiter>> limiters_;
     std::shared_ptr<ByteStream> log_stream_ = std::make_shared<ByteStream>(true);
     double started_ = 0;
 

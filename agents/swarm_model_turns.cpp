@@ -165,6 +165,40 @@ void Swarm::call_model(Agent& a) {
     }
     if (!a.turn_events.empty()) log_->post(std::exchange(a.turn_events, {}));
     json messages = model_context(a, a.queue.front());
+    // The provider's rate limits: the turn waits for capacity (holding its
+    // worker, no thread) rather than failing; status says it is waiting.
+    uint64_t estimate = 0;
+    for (auto& m : messages) estimate += static_cast<uint64_t>(estimate_tokens(m));
+    if (auto lim = limiters_.find(a.config.provider); lim != limiters_.end()) {
+        auto wait = lim->second->acquire(estimate, std::chrono::steady_clock::now());
+        if (wait.count() > 0) {
+            if (!a.rate_waiting) {
+                Event e;
+                e.kind = "rate_limited";
+                e.data = {{"agent", name}, {"turn", turn}, {"provider", a.config.provider}};
+                log_->post({std::move(e)});
+            }
+            a.rate_waiting = true;
+            refresh_streams(a);
+            double secs = std::chrono::duration<double>(wait).count();
+            loop_->after(secs, [this, name, turn] {
+                std::lock_guard lk(mu_);
+                Agent* x = find_agent(name);
+                if (!x || !x->running || x->turn != turn || shut_down_) return;
+                if (!x->cancel_reason.empty()) {
+                    x->rate_waiting = false;
+                    loop_->post([this, name, turn, why = x->cancel_reason] {
+                        finish_turn(name, turn, false, why);
+                    });
+                    return;
+                }
+                call_model(*x);
+            });
+            return;
+        }
+        a.rate_estimate = estimate;
+    }
+    a.rate_waiting = false;
     a.call = chat_->start(
         std::move(*opts), std::move(messages), std::move(tools),
         [this, name, turn](std::string_view delta) { on_turn_stdout(name, turn, delta); },
@@ -187,6 +221,10 @@ void Swarm::on_model_done(const std::string& name, int64_t turn, const ChatResul
     Agent* a = find_agent(name);
     if (!a || a->turn != turn || !a->running) return;
     a->call = 0;
+    if (auto lim = limiters_.find(a->config.provider); lim != limiters_.end())
+        lim->second->settle(std::exchange(a->rate_estimate, 0),
+                            static_cast<uint64_t>(r.prompt_tokens + r.completion_tokens),
+                            std::chrono::steady_clock::now());
     a->turn_tokens_in += r.prompt_tokens;
     a->turn_tokens_out += r.completion_tokens;
     if (!a->cancel_reason.empty() || !r.ok) {

@@ -312,3 +312,40 @@ TEST_F(SwarmModel, TheKeyReachesTheProviderAndNothingElse) {
     EXPECT_FALSE(contains(*s->agent_err("sales"), kKey));
     EXPECT_FALSE(contains(s->agent_output("sales")->snapshot(), kKey));
 }
+
+TEST_F(SwarmModel, TurnsWaitForTheProvidersRateLimitInsteadOfFailing) {
+    SwarmOptions o = options();
+    o.providers["local"]["rpm"] = 60;  // a minute's worth at once, then one a second
+    auto r = Swarm::open(o);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    auto s = std::move(*r);
+    for (int i = 0; i < 61; ++i) ASSERT_TRUE(s->send("sales", "m" + std::to_string(i) + "\n").ok());
+    bool saw_waiting = false;
+    ASSERT_TRUE(eventually(
+        [&] {
+            saw_waiting = saw_waiting || contains(*s->agent_status("sales"), "state waiting\n");
+            return contains(*s->agent_status("sales"), "turns 61\n");
+        },
+        30));
+    EXPECT_TRUE(saw_waiting) << "status said it was waiting for the rate limit";
+    EXPECT_TRUE(contains(*s->agent_status("sales"), "failed 0\n"));
+    EXPECT_TRUE(contains(s->log_stream()->snapshot(), "\"kind\":\"rate_limited\""));
+    EXPECT_EQ(fake.requests().size(), 61u);
+}
+
+TEST_F(SwarmModel, ASpentBudgetRefusesNewMessagesWithEdquotUntilRaised) {
+    auto s = open();
+    ASSERT_TRUE(s->agent_ctl("sales", "budget 10\n").ok());
+    int64_t n = conv(*s, "sales");
+    ask(*s, n, "a message long enough to spend more than ten tokens in one turn");
+    auto st = s->conv_send(n, "more\n");
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().code, EDQUOT);
+    auto inbox = s->send("sales", "more\n");
+    ASSERT_FALSE(inbox.ok());
+    EXPECT_EQ(inbox.error().code, EDQUOT);
+    EXPECT_TRUE(contains(*s->agent_err("sales"), "spent its token budget"))
+        << *s->agent_err("sales");
+    ASSERT_TRUE(s->agent_ctl("sales", "budget 100000\n").ok());
+    EXPECT_EQ(ask(*s, n, "more"), "echo: more\n");
+}
