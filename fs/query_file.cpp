@@ -20,7 +20,7 @@ struct QueryState {
 };
 
 class QueryHandle : public Handle {
-public:
+  public:
     explicit QueryHandle(QueryFn run) : run_(std::move(run)), st_(std::make_shared<QueryState>()) {}
     ~QueryHandle() override {
         std::lock_guard lk(st_->mu);
@@ -82,7 +82,7 @@ public:
     }
     bool nonseekable() const override { return true; }
 
-private:
+  private:
     void start() {
         std::string request;
         {

@@ -11,17 +11,18 @@
 namespace swarmfs::fs {
 
 // Runs a request; `done` is called once, from any thread.
-using QueryFn = std::function<void(std::string request, std::function<void(Result<std::string>)> done)>;
+using QueryFn =
+    std::function<void(std::string request, std::function<void(Result<std::string>)> done)>;
 
 class QueryFile : public FileNode {
-public:
+  public:
     QueryFile(QueryFn run, std::function<Status()> exists)
         : run_(std::move(run)), exists_(std::move(exists)) {}
     Result<Attr> attr() const override;
     Result<std::unique_ptr<Handle>> open(int flags) override;
     Status truncate(uint64_t) override { return {}; }
 
-private:
+  private:
     QueryFn run_;
     std::function<Status()> exists_;
 };
