@@ -99,6 +99,19 @@ void EventLoop::cancel(TimerId id) {
     }
 }
 
+// One callback's failure must not end the loop every turn depends on: it is
+// logged and the loop goes on (the kernel turns such failures inside a turn
+// into that turn's crash before they get here).
+void EventLoop::contain(const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        spdlog::error("event loop: a callback failed: {}", e.what());
+    } catch (...) {
+        spdlog::error("event loop: a callback failed with an unknown exception");
+    }
+}
+
 void EventLoop::run() {
     // Writing to a child that exited (EPIPE) must not kill the host process,
     // whatever the host's SIGPIPE disposition; SIGPIPE is thread-directed.
@@ -133,7 +146,7 @@ void EventLoop::run() {
                 auto it = fds_.find(fd);
                 if (it != fds_.end()) cb = it->second;
             }
-            if (cb) (*cb)(events[i].events);
+            if (cb) contain([&] { (*cb)(events[i].events); });
         }
         std::vector<std::function<void()>> due;
         {
@@ -145,7 +158,7 @@ void EventLoop::run() {
                 timers_.erase(timers_.begin());
             }
         }
-        for (auto& fn : due) fn();
+        for (auto& fn : due) contain(fn);
     }
 }
 

@@ -46,6 +46,7 @@ class EventLoop {
     std::atomic<bool> stopping_{false};
     std::mutex mu_;
     std::vector<std::function<void()>> posted_;
+    static void contain(const std::function<void()>& fn);
     std::unordered_map<int, std::shared_ptr<FdCallback>> fds_;
     std::multimap<double, std::pair<TimerId, std::function<void()>>> timers_;
     TimerId next_timer_ = 1;

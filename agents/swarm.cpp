@@ -23,7 +23,7 @@ std::string Agent::state() const {
     if (stopped) return "stopped";
     if (!crashed.empty()) return "crashed";
     if (running) return rate_waiting ? "waiting" : "running";
-    if (!queue.empty() && budget_spent()) return "budget exhausted";
+    if (budget_spent()) return "budget exhausted";
     if (!queue.empty()) return config.runnable() ? "queued" : "unconfigured";
     return "idle";
 }
@@ -167,7 +167,9 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
     s->log_->set_observer([p = s.get()](const Event& e) { p->on_committed(e); });
     if (auto st = s->declare_agents(); !st) return st.error();
     // Acknowledged messages that never finished run again.
-    for (auto& name : s->agent_names()) s->loop_->post([p = s.get(), name] { p->schedule(name); });
+    // All of them queue first, then workers are handed out by priority, as
+    // they were before the restart.
+    s->loop_->post([p = s.get()] { p->schedule_all(); });
     return s;
 }
 
@@ -385,6 +387,8 @@ void Swarm::apply(const Event& e, bool replaying) {
                 if (cfg->max_restarts != a->config.max_restarts ||
                     cfg->restart_period != a->config.restart_period)
                     a->intensity = intensity_for(*cfg);
+                // Work already waiting for a worker moves to its new class.
+                if (cfg->priority != a->config.priority) ready_.remove(a->key);
                 a->config = *cfg;
                 for (auto& t : a->config.subscribe) topic(t, e.ts);
             }

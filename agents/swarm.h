@@ -143,10 +143,13 @@ class Swarm {
 
     // turns (swarm_turns.cpp), all on the loop thread
     void schedule(const std::string& name);
+    void schedule_all();  // at start: every ready agent, by priority
     void start_turn(Agent& a);
     void on_turn_stdout(const std::string& name, int64_t turn, std::string_view data);
     void on_turn_stderr(const std::string& name, int64_t turn, std::string_view data);
     void finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason);
+    // Runs a callback of a running turn; an exception crashes that turn.
+    void in_turn(const std::string& name, int64_t turn, const std::function<void()>& fn);
     void cancel_turn(Agent& a, CancelKind kind, const std::string& reason);
     // model turns (swarm_model_turns.cpp)
     void start_model_turn(Agent& a);

@@ -201,8 +201,12 @@ void Swarm::call_model(Agent& a) {
     a.rate_waiting = false;
     a.call = chat_->start(
         std::move(*opts), std::move(messages), std::move(tools),
-        [this, name, turn](std::string_view delta) { on_turn_stdout(name, turn, delta); },
-        [this, name, turn](const ChatResult& r) { on_model_done(name, turn, r); },
+        [this, name, turn](std::string_view delta) {
+            in_turn(name, turn, [&] { on_turn_stdout(name, turn, delta); });
+        },
+        [this, name, turn](const ChatResult& r) {
+            in_turn(name, turn, [&] { on_model_done(name, turn, r); });
+        },
         [this, name, turn](int attempt, double delay, const std::string& reason) {
             Event e;
             e.kind = "model_retry";
@@ -313,7 +317,7 @@ void Swarm::on_model_done(const std::string& name, int64_t turn, const ChatResul
         }
         size_t index = base + i;
         tool->call(std::move(args), [this, name, turn, index](ToolResult res) {
-            on_tool_done(name, turn, index, std::move(res));
+            in_turn(name, turn, [&] { on_tool_done(name, turn, index, std::move(res)); });
         });
     }
     lk.unlock();

@@ -16,6 +16,15 @@ void Swarm::schedule(const std::string& name) {
     dispatch_locked();
 }
 
+void Swarm::schedule_all() {
+    std::lock_guard lk(mu_);
+    if (shut_down_) return;
+    auto now = std::chrono::steady_clock::now();
+    for (auto& [name, a] : agents_)
+        if (a->ready()) ready_.push(a->key, a->config.priority, now);
+    dispatch_locked();
+}
+
 void Swarm::dispatch_locked() {
     auto now = std::chrono::steady_clock::now();
     while (running_turns_ < opts_.workers) {

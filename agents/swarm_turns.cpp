@@ -91,8 +91,12 @@ void Swarm::start_turn(Agent& a) {
     for (auto& [k, v] : env) spec.env.push_back(k + "=" + v);
 
     ExecCallbacks cb;
-    cb.on_stdout = [this, name, turn](std::string_view data) { on_turn_stdout(name, turn, data); };
-    cb.on_stderr = [this, name, turn](std::string_view data) { on_turn_stderr(name, turn, data); };
+    cb.on_stdout = [this, name, turn](std::string_view data) {
+        in_turn(name, turn, [&] { on_turn_stdout(name, turn, data); });
+    };
+    cb.on_stderr = [this, name, turn](std::string_view data) {
+        in_turn(name, turn, [&] { on_turn_stderr(name, turn, data); });
+    };
     cb.on_exit = [this, name, turn](const ExitInfo& info) {
         // Not inside the process's own callback: finishing drops the process.
         loop_->post([this, name, turn, info] { finish_turn(name, turn, info.ok, info.reason); });
@@ -105,6 +109,18 @@ void Swarm::start_turn(Agent& a) {
     }
     a.proc = *proc;
     refresh_streams(a);
+}
+
+void Swarm::in_turn(const std::string& name, int64_t turn, const std::function<void()>& fn) {
+    try {
+        fn();
+    } catch (const std::exception& e) {
+        // A failure in the kernel's handling of one agent crashes that turn
+        // (the supervisor takes over), never the loop or another agent.
+        std::string why = std::string("internal error: ") + e.what();
+        spdlog::error("agent {} turn {}: {}", name, turn, why);
+        loop_->post([this, name, turn, why] { finish_turn(name, turn, false, why); });
+    }
 }
 
 void Swarm::on_turn_stdout(const std::string& name, int64_t turn, std::string_view data) {

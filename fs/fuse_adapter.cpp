@@ -412,38 +412,74 @@ void op_init(void*, fuse_conn_info* conn) {
     // O_TRUNC arrives with open, so `echo x > config` is one open..close.
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 }
-void op_lookup(fuse_req_t r, fuse_ino_t p, const char* n) { self(r)->lookup(r, p, n); }
-void op_getattr(fuse_req_t r, fuse_ino_t i, fuse_file_info*) { self(r)->getattr(r, i); }
+// No exception may cross into libfuse's C code: one that escapes a request
+// is logged and answered with EIO, and the mount goes on.
+template <class F>
+void guard(fuse_req_t r, F&& f) noexcept {
+    try {
+        f();
+    } catch (const std::exception& e) {
+        spdlog::error("internal error in a file system request: {}", e.what());
+        fuse_reply_err(r, EIO);
+    } catch (...) {
+        spdlog::error("internal error in a file system request");
+        fuse_reply_err(r, EIO);
+    }
+}
+void op_lookup(fuse_req_t r, fuse_ino_t p, const char* n) {
+    guard(r, [&] { self(r)->lookup(r, p, n); });
+}
+void op_getattr(fuse_req_t r, fuse_ino_t i, fuse_file_info*) {
+    guard(r, [&] { self(r)->getattr(r, i); });
+}
 void op_setattr(fuse_req_t r, fuse_ino_t i, struct stat* a, int s, fuse_file_info* fi) {
-    self(r)->setattr(r, i, a, s, fi);
+    guard(r, [&] { self(r)->setattr(r, i, a, s, fi); });
 }
-void op_opendir(fuse_req_t r, fuse_ino_t i, fuse_file_info* fi) { self(r)->opendir(r, i, fi); }
+void op_opendir(fuse_req_t r, fuse_ino_t i, fuse_file_info* fi) {
+    guard(r, [&] { self(r)->opendir(r, i, fi); });
+}
 void op_readdir(fuse_req_t r, fuse_ino_t i, size_t s, off_t o, fuse_file_info* fi) {
-    self(r)->readdir(r, i, s, o, fi);
+    guard(r, [&] { self(r)->readdir(r, i, s, o, fi); });
 }
-void op_releasedir(fuse_req_t r, fuse_ino_t, fuse_file_info* fi) { self(r)->releasedir(r, fi); }
-void op_open(fuse_req_t r, fuse_ino_t i, fuse_file_info* fi) { self(r)->open(r, i, fi); }
+void op_releasedir(fuse_req_t r, fuse_ino_t, fuse_file_info* fi) {
+    guard(r, [&] { self(r)->releasedir(r, fi); });
+}
+void op_open(fuse_req_t r, fuse_ino_t i, fuse_file_info* fi) {
+    guard(r, [&] { self(r)->open(r, i, fi); });
+}
 void op_create(fuse_req_t r, fuse_ino_t p, const char* n, mode_t m, fuse_file_info* fi) {
-    self(r)->create(r, p, n, m, fi);
+    guard(r, [&] { self(r)->create(r, p, n, m, fi); });
 }
 void op_read(fuse_req_t r, fuse_ino_t, size_t s, off_t o, fuse_file_info* fi) {
-    self(r)->read(r, s, o, fi);
+    guard(r, [&] { self(r)->read(r, s, o, fi); });
 }
 void op_write(fuse_req_t r, fuse_ino_t, const char* b, size_t s, off_t o, fuse_file_info* fi) {
-    self(r)->write(r, b, s, o, fi);
+    guard(r, [&] { self(r)->write(r, b, s, o, fi); });
 }
-void op_flush(fuse_req_t r, fuse_ino_t, fuse_file_info* fi) { self(r)->flush(r, fi); }
-void op_fsync(fuse_req_t r, fuse_ino_t, int, fuse_file_info* fi) { self(r)->flush(r, fi); }
-void op_release(fuse_req_t r, fuse_ino_t, fuse_file_info* fi) { self(r)->release(r, fi); }
+void op_flush(fuse_req_t r, fuse_ino_t, fuse_file_info* fi) {
+    guard(r, [&] { self(r)->flush(r, fi); });
+}
+void op_fsync(fuse_req_t r, fuse_ino_t, int, fuse_file_info* fi) {
+    guard(r, [&] { self(r)->flush(r, fi); });
+}
+void op_release(fuse_req_t r, fuse_ino_t, fuse_file_info* fi) {
+    guard(r, [&] { self(r)->release(r, fi); });
+}
 void op_poll(fuse_req_t r, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph) {
-    self(r)->poll(r, fi, ph);
+    guard(r, [&] { self(r)->poll(r, fi, ph); });
 }
-void op_mkdir(fuse_req_t r, fuse_ino_t p, const char* n, mode_t) { self(r)->mkdir(r, p, n); }
-void op_rmdir(fuse_req_t r, fuse_ino_t p, const char* n) { self(r)->rmdir(r, p, n); }
-void op_unlink(fuse_req_t r, fuse_ino_t p, const char* n) { self(r)->unlink(r, p, n); }
+void op_mkdir(fuse_req_t r, fuse_ino_t p, const char* n, mode_t) {
+    guard(r, [&] { self(r)->mkdir(r, p, n); });
+}
+void op_rmdir(fuse_req_t r, fuse_ino_t p, const char* n) {
+    guard(r, [&] { self(r)->rmdir(r, p, n); });
+}
+void op_unlink(fuse_req_t r, fuse_ino_t p, const char* n) {
+    guard(r, [&] { self(r)->unlink(r, p, n); });
+}
 void op_rename(fuse_req_t r, fuse_ino_t p, const char* n, fuse_ino_t np, const char* nn,
                unsigned f) {
-    self(r)->rename(r, p, n, np, nn, f);
+    guard(r, [&] { self(r)->rename(r, p, n, np, nn, f); });
 }
 void op_forget(fuse_req_t r, fuse_ino_t, uint64_t) { fuse_reply_none(r); }
 void op_forget_multi(fuse_req_t r, size_t, fuse_forget_data*) { fuse_reply_none(r); }
