@@ -308,40 +308,33 @@ static std::string str(const json& d, const char* key) {
 }
 
 void Swarm::finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t, bool replaying) {
+    // Every attempt counts: its output was shown, its tokens spent.
     if (replaying) a.output->append(t.output);
-    if (t.verdict == Verdict::retry || t.verdict == Verdict::retry_uncounted) {
-        // The attempt happened (its output was shown, its tokens spent), but
-        // the message stays at the head of the queue for the next one.
-        ++a.failed;
-        a.last_error = t.reason;
-        a.tokens_in += t.tokens_in;
-        a.tokens_out += t.tokens_out;
-        a.changed = now_seconds();
-        if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
-            if (replaying) c->out->append(t.output);
-            c->tokens_in += t.tokens_in;
-            c->tokens_out += t.tokens_out;
-            c->changed = a.changed;
-        }
-        for (auto& q : a.queue)
-            if (q.msg == m.msg && t.verdict == Verdict::retry) ++q.attempts;
-        return;
-    }
-    if (replaying && t.verdict == Verdict::park) ++a.parked;
     if (t.ok) {
         ++a.turns;
     } else {
         ++a.failed;
         a.last_error = t.reason;
     }
+    if (replaying && t.verdict == Verdict::park) ++a.parked;
     a.tokens_in += t.tokens_in;
     a.tokens_out += t.tokens_out;
     a.changed = now_seconds();
-    if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
+    Conversation* c = m.conv ? find_conv(m.conv) : nullptr;
+    if (c) {
         if (replaying) c->out->append(t.output);
-        --c->pending[a.name];
         c->tokens_in += t.tokens_in;
         c->tokens_out += t.tokens_out;
+        c->changed = a.changed;
+    }
+    if (t.verdict == Verdict::retry || t.verdict == Verdict::retry_uncounted) {
+        // The message stays at the head of the queue for the next attempt.
+        for (auto& q : a.queue)
+            if (q.msg == m.msg && t.verdict == Verdict::retry) ++q.attempts;
+        return;
+    }
+    if (c) {
+        --c->pending[a.name];
         // A model turn records its own messages (tool calls and results too);
         // an exec turn's reply is its output.
         if (t.messages.is_array() && !t.messages.empty()) {
@@ -353,7 +346,6 @@ void Swarm::finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t
         if (!t.ok)
             c->transcript.push_back(
                 json({{"role", "error"}, {"agent", a.name}, {"content", t.reason}}).dump());
-        c->changed = a.changed;
     }
     for (auto it = a.queue.begin(); it != a.queue.end(); ++it) {
         if (it->msg == m.msg) {
@@ -361,7 +353,7 @@ void Swarm::finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t
             break;
         }
     }
-    if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) refresh_conv(*c);
+    if (c) refresh_conv(*c);
 }
 
 // The reducer. With replaying=false only declarations arrive here (turns are
