@@ -23,9 +23,10 @@ struct QueuedMessage {
     int64_t msg = 0;
     int64_t conv = 0;  // 0: sent to the inbox, not a conversation
     std::string text;
-    int attempts = 0;      // turns that crashed on it; the second crash parks it
-    std::string topic;     // set when it came from events/TOPIC
-    double queued_at = 0;  // when it was acknowledged (unix seconds)
+    int attempts = 0;        // turns that crashed on it; the second crash parks it
+    std::string topic;       // set when it came from events/TOPIC
+    double queued_at = 0;    // when it was acknowledged (unix seconds)
+    bool forwarded = false;  // handed over by another agent mid-turn
 };
 
 // Why a running turn is being cancelled: a stop is the user's, a crash

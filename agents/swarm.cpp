@@ -217,18 +217,30 @@ Status Swarm::replay() {
 }
 
 Status Swarm::declare_agents() {
+    // All of the swarm file's declarations are checked first, then committed
+    // in one transaction: one fsync for 10,000 agents, and a file that is
+    // wrong anywhere changes nothing.
+    std::vector<Event> batch;
     for (auto& [name, cfg] : opts_.agents.items()) {
+        auto parsed = AgentConfig::from_json(cfg);
+        if (!parsed) return make_error(EINVAL, "agent " + name + ": " + parsed.error().message);
+        if (auto st = check_references(*parsed); !st)
+            return make_error(EINVAL, "agent " + name + ": " + st.error().message);
+        Event e;
+        e.data = {{"agent", name}, {"config", parsed->to_json()}};
         if (!has_agent(name)) {
-            if (auto s = create_agent(name, cfg); !s) return s;
+            if (!valid_agent_name(name)) return make_error(EINVAL, "bad agent name " + name);
+            e.kind = "agent_created";
+        } else if (*config_text(name) != parsed->to_text()) {
+            e.kind = "agent_config";
+        } else {
             continue;
         }
-        auto parsed = AgentConfig::from_json(cfg);
-        if (!parsed) return parsed.error();
-        std::string current = *config_text(name);
-        if (current != parsed->to_text()) {
-            if (auto s = set_config_text(name, parsed->to_text()); !s) return s;
-        }
+        batch.push_back(std::move(e));
     }
+    if (batch.empty()) return {};
+    std::lock_guard dl(declare_mu_);
+    if (auto r = log_->commit(std::move(batch)); !r) return r.error();
     return {};
 }
 
@@ -335,6 +347,10 @@ void Swarm::finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t
     }
     if (c) {
         --c->pending[a.name];
+        // The user's message, then what answered it. A forwarded message is
+        // the same user message, already there; only the agent changed.
+        if (!m.forwarded)
+            c->transcript.push_back(json({{"role", "user"}, {"content", m.text}}).dump());
         // A model turn records its own messages (tool calls and results too);
         // an exec turn's reply is its output.
         if (t.messages.is_array() && !t.messages.empty()) {
@@ -468,12 +484,11 @@ void Swarm::apply(const Event& e, bool replaying) {
         if (!a) return;
         QueuedMessage m{num(d, "msg"), num(d, "conv"), str(d, "text"), 0, str(d, "topic"), e.ts};
         bool forwarded = d.contains("handoff_from");
+        m.forwarded = forwarded;
         if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
             c->pending[agent]++;
-            // A forwarded message is the same user message, already in the
-            // transcript; only the agent serving it changed.
-            if (!forwarded)
-                c->transcript.push_back(json({{"role", "user"}, {"content", m.text}}).dump());
+            // The user's message enters the transcript when its turn ends,
+            // so messages queued behind it never appear before its answer.
             if (forwarded && !replaying && c->handoffs_in_flight > 0) --c->handoffs_in_flight;
             c->changed = e.ts;
         }
@@ -489,9 +504,13 @@ void Swarm::apply(const Event& e, bool replaying) {
         Agent* a = find_agent(agent);
         if (!a) return;
         int64_t msg = num(d, "msg");
-        QueuedMessage m{msg, num(d, "conv"), {}, 0, {}, 0};
+        QueuedMessage m;
         bool queued = false;
-        for (auto& q : a->queue) queued = queued || q.msg == msg;
+        for (auto& q : a->queue)
+            if (q.msg == msg) {
+                m = q;
+                queued = true;
+            }
         if (!queued) return;  // finished twice can only mean a damaged log; show it once
         bool ok = k == "turn_finished";
         std::string reason = str(d, "reason");

@@ -108,6 +108,9 @@ json Swarm::model_context(const Agent& a, const QueuedMessage& m) const {
             if (e.is_discarded()) continue;
             if (auto w = wire_message(e)) history.push_back(std::move(*w));
         }
+        // The transcript holds finished turns; this one's message follows
+        // (a forwarded one is already there, with the first agent's part).
+        if (!m.forwarded) history.push_back({{"role", "user"}, {"content", m.text}});
     } else {
         history.push_back({{"role", "user"}, {"content", m.text}});
     }
