@@ -2,31 +2,21 @@
 // One child process run for one turn: input on its stdin, stdout and stderr
 // delivered as they arrive, exit reported once both pipes are drained. All
 // I/O is non-blocking on the event loop, so a running child holds no thread.
+// Starting the child (fork, pipes, process group, exec errors) is spawn()'s.
 #include <sys/types.h>
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "agents/event_loop.h"
+#include "agents/spawn.h"
 #include "agents/unique_fd.h"
 #include "vault/result.h"
 
 namespace swarmfs {
-
-struct ExecSpec {
-    std::vector<std::string> argv;
-    std::vector<std::string> env;  // KEY=VALUE, the whole environment
-    std::string cwd;
-    std::string input;
-};
-
-struct ExitInfo {
-    bool ok = false;
-    std::string reason;  // "exit status 3", "killed by signal 9"
-};
 
 struct ExecCallbacks {
     std::function<void(std::string_view)> on_stdout;
@@ -42,7 +32,7 @@ class ExecProcess : public std::enable_shared_from_this<ExecProcess> {
     ~ExecProcess();
     // Kills the whole process group; on_exit follows.
     void kill();
-    pid_t pid() const { return pid_; }
+    pid_t pid() const { return child_.pid(); }
 
   private:
     ExecProcess(EventLoop& loop, ExecCallbacks cb) : loop_(loop), cb_(std::move(cb)) {}
@@ -55,16 +45,13 @@ class ExecProcess : public std::enable_shared_from_this<ExecProcess> {
 
     EventLoop& loop_;
     ExecCallbacks cb_;
-    pid_t pid_ = -1;
+    ChildProcess child_;  // destroyed after the fds: kills the group if still running
     UniqueFd in_, out_, err_, pidfd_;
     std::string input_;
     size_t input_off_ = 0;
-    bool exited_ = false, finished_ = false;
-    int wait_status_ = 0;
+    std::optional<ExitInfo> exit_;  // set once the child is reaped
+    bool finished_ = false;
     EventLoop::TimerId drain_timer_ = 0;
 };
-
-// Finds argv0 on PATH as execvp would; empty if not found.
-std::string resolve_command(const std::string& argv0);
 
 }  // namespace swarmfs

@@ -40,7 +40,9 @@ const json* field(const json& j, const char* key) {
     return it == j.end() ? nullptr : &*it;
 }
 const json* field(const json* j, const char* key) { return j ? field(*j, key) : nullptr; }
-std::string text_of(const json* j) { return j && j->is_string() ? j->get<std::string>() : std::string(); }
+std::string text_of(const json* j) {
+    return j && j->is_string() ? j->get<std::string>() : std::string();
+}
 int64_t int_of(const json* j) {
     if (!j) return 0;
     if (j->is_number_integer()) return j->get<int64_t>();
@@ -57,15 +59,96 @@ const json* first_choice(const json& chunk) {
     return &(*choices)[0];
 }
 
+// Cuts s to at most max bytes, not inside a UTF-8 sequence, marking the cut.
+std::string shorten(std::string s, size_t max) {
+    if (s.size() <= max) return s;
+    size_t cut = max;
+    while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
+    return s.substr(0, cut) + "...";
+}
+
 std::string one_line(std::string s, size_t max = 300) {
     for (char& c : s)
         if (c == '\n' || c == '\r' || c == '\t') c = ' ';
-    if (s.size() > max) s = s.substr(0, max) + "...";
-    return s;
+    return shorten(std::move(s), max);
+}
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+    if (s.size() < prefix.size()) return false;
+    for (size_t i = 0; i < prefix.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+    return true;
+}
+
+bool looks_like_html(std::string_view body) {
+    size_t i = body.find_first_not_of(" \t\r\n");
+    if (i == std::string_view::npos) return false;
+    body.remove_prefix(i);
+    return starts_with_nocase(body, "<!doctype html") || starts_with_nocase(body, "<html") ||
+           starts_with_nocase(body, "<head") || starts_with_nocase(body, "<body");
+}
+
+// The words a person would read on an HTML page (a proxy's login form, a
+// gateway's "502 Bad Gateway"), so an error shows "Please log in" rather
+// than markup: tags, comments, scripts and styles dropped, a few entities
+// decoded, white space folded. Not an HTML parser; enough for a message.
+std::string html_text(std::string_view html, size_t max = 200) {
+    std::string lower(html);
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string out;
+    bool gap = false;  // white space since the last character kept
+    auto put = [&](char c) {
+        if (std::isspace(static_cast<unsigned char>(c))) {
+            gap = !out.empty();
+            return;
+        }
+        if (gap) out.push_back(' ');
+        gap = false;
+        out.push_back(c);
+    };
+    static constexpr std::pair<std::string_view, char> kEntities[] = {
+        {"&amp;", '&'},  {"&lt;", '<'},   {"&gt;", '>'},
+        {"&quot;", '"'}, {"&#39;", '\''}, {"&nbsp;", ' '}};
+    size_t i = 0;
+    while (i < lower.size() && out.size() <= max) {
+        std::string_view rest = std::string_view(lower).substr(i);
+        if (rest.starts_with("<!--")) {
+            size_t end = lower.find("-->", i + 4);
+            i = end == std::string::npos ? lower.size() : end + 3;
+            continue;
+        }
+        if (rest.front() == '<') {
+            for (std::string_view el : {"<script", "<style"}) {
+                if (rest.starts_with(el) && rest.size() > el.size() &&
+                    !std::isalnum(static_cast<unsigned char>(rest[el.size()]))) {
+                    size_t end = lower.find("</" + std::string(el.substr(1)), i);
+                    i = end == std::string::npos ? lower.size() : end;
+                    break;
+                }
+            }
+            size_t end = lower.find('>', i);
+            if (end == std::string::npos) break;
+            i = end + 1;
+            put(' ');  // <br>, </p>, </td>: the words on either side stay apart
+            continue;
+        }
+        bool entity = false;
+        for (auto [name, ch] : kEntities) {
+            if (rest.starts_with(name)) {
+                put(ch);
+                i += name.size();
+                entity = true;
+                break;
+            }
+        }
+        if (!entity) put(html[i++]);
+    }
+    return shorten(std::move(out), max);
 }
 
 // The server's words from an error body: {"error": {"message": ...}},
-// {"error": "..."}, {"message": ...}, {"detail": ...}, or the text itself.
+// {"error": "..."}, {"message": ...}, {"detail": ...}, the text of an HTML
+// page, or the text itself.
 std::string server_message(const std::string& body) {
     json j = json::parse(body, nullptr, false);
     if (!j.is_discarded()) {
@@ -79,6 +162,7 @@ std::string server_message(const std::string& body) {
         }
         return "";
     }
+    if (looks_like_html(body)) return html_text(body);
     std::string t = body;
     while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
     size_t i = 0;
@@ -88,27 +172,83 @@ std::string server_message(const std::string& body) {
 
 const char* status_text(int status) {
     switch (status) {
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 402: return "Payment Required";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 408: return "Request Timeout";
-        case 409: return "Conflict";
-        case 413: return "Payload Too Large";
-        case 415: return "Unsupported Media Type";
-        case 422: return "Unprocessable Entity";
-        case 429: return "Too Many Requests";
-        case 500: return "Internal Server Error";
-        case 502: return "Bad Gateway";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        default: return "";
+        case 301:
+            return "Moved Permanently";
+        case 302:
+            return "Found";
+        case 303:
+            return "See Other";
+        case 307:
+            return "Temporary Redirect";
+        case 308:
+            return "Permanent Redirect";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 402:
+            return "Payment Required";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 408:
+            return "Request Timeout";
+        case 409:
+            return "Conflict";
+        case 413:
+            return "Payload Too Large";
+        case 415:
+            return "Unsupported Media Type";
+        case 422:
+            return "Unprocessable Entity";
+        case 429:
+            return "Too Many Requests";
+        case 500:
+            return "Internal Server Error";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        default:
+            return "";
     }
 }
 
 bool retryable_status(int s) { return s == 408 || s == 409 || s == 429 || s >= 500; }
+
+std::string lower(std::string s) {
+    for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+// An error reported inside a 200 stream has no status of its own; whether
+// another attempt can help is read from what it says. Servers put an HTTP
+// code or a kind in it: llama.cpp {"code":400,"type":"exceed_context_size_error"},
+// vLLM {"error":{"code":400,"type":"BadRequestError"}}, OpenAI
+// {"error":{"type":"invalid_request_error","code":"context_length_exceeded"}}.
+// A request the server rejects fails the same way every time: not retried.
+// Anything else (overloaded, a server error, no detail at all) is.
+bool retryable_stream_error(const json& j) {
+    const json* e = field(j, "error");
+    if (!e || !e->is_object()) e = &j;
+    std::string code = text_of(field(e, "code"));  // "context_length_exceeded", "400"
+    int status = static_cast<int>(int_of(field(e, "code")));
+    if (code.size() == 3 &&
+        std::all_of(code.begin(), code.end(), [](unsigned char c) { return std::isdigit(c); }))
+        status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
+    if (status >= 400 && status < 600) return retryable_status(status);
+    std::string kind = lower(text_of(field(e, "type")) + " " + code);
+    for (std::string_view fatal :
+         {"invalid", "badrequest", "context", "authentication", "permission", "not_found",
+          "notfound", "unauthorized", "forbidden"})
+        if (kind.find(fatal) != std::string::npos) return false;
+    return true;
+}
 
 // Transport errors that another attempt cannot fix.
 bool retryable_curl(CURLcode c) {
@@ -151,9 +291,27 @@ double retry_after_seconds(const HttpHead& head) {
     return std::max(0.0, std::difftime(when, std::time(nullptr)));
 }
 
-bool looks_like_sse(std::string_view body) {
+// How an event stream can begin: a comment or a field name.
+constexpr std::string_view kSseStarts[] = {":", "data:", "event:", "id:", "retry:"};
+
+// What the first bytes of a body are: kJson ('{' or '['), kStream (SSE
+// framing), kOther, or kUndecided while they could still become either.
+enum class BodyKind { kUndecided, kJson, kStream, kOther };
+BodyKind sniff(std::string_view body) {
     size_t i = body.find_first_not_of(" \t\r\n");
-    return i != std::string_view::npos && (body.substr(i).starts_with("data:") || body[i] == ':');
+    if (i == std::string_view::npos) return BodyKind::kUndecided;
+    body.remove_prefix(i);
+    if (body[0] == '{' || body[0] == '[') return BodyKind::kJson;
+    for (std::string_view f : kSseStarts)
+        if (body.starts_with(f)) return BodyKind::kStream;
+    for (std::string_view f : kSseStarts)
+        if (f.starts_with(body)) return BodyKind::kUndecided;  // "dat" may become "data:"
+    return BodyKind::kOther;
+}
+
+bool is_html_type(const std::string& content_type) {
+    return content_type.find("text/html") != std::string::npos ||
+           content_type.find("application/xhtml") != std::string::npos;
 }
 
 bool has_control_chars(const std::string& s) {
@@ -167,7 +325,13 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         int status = 0;
         std::string reason_phrase;
         double retry_after = -1;
-        bool json_mode = false;  // Content-Type application/json: one body, not SSE
+        std::string location;  // of a 3xx
+        // How a 2xx body is read. Content-Type decides, except that a label
+        // of JSON or HTML is checked against the first bytes (kSniff):
+        // proxies relabel event streams, and SSE or JSON sent as text/html
+        // (a script's default type) is a mislabel, not a login page.
+        enum class Mode { kStream, kSniff, kJson, kWebPage } mode = Mode::kStream;
+        bool html_label = false;
         std::string content_type;
         SseParser parser;
         std::vector<SseEvent> events;
@@ -197,7 +361,8 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
     };
     using CallPtr = std::shared_ptr<Call>;
 
-    explicit Impl(EventLoop& l) : loop(l), multi(std::make_unique<HttpMulti>(l)), rng(std::random_device{}()) {}
+    explicit Impl(EventLoop& l)
+        : loop(l), multi(std::make_unique<HttpMulti>(l)), rng(std::random_device{}()) {}
 
     EventLoop& loop;
     std::unique_ptr<HttpMulti> multi;
@@ -211,7 +376,8 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
     }
 
     void start(CallId id, ChatOptions opts, json messages, json tools,
-               std::function<void(std::string_view)> on_text, std::function<void(const ChatResult&)> on_done,
+               std::function<void(std::string_view)> on_text,
+               std::function<void(const ChatResult&)> on_done,
                std::function<void(int, double, const std::string&)> on_retry) {
         auto call = std::make_shared<Call>();
         call->id = id;
@@ -223,25 +389,31 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         if (closed) return finish(call, "cancelled");
 
         const ChatOptions& o = call->opts;
-        if (o.base_url.empty()) return finish(call, "no base_url configured for the model provider");
+        if (o.base_url.empty())
+            return finish(call, "no base_url configured for the model provider");
         if (!messages.is_array()) return finish(call, "messages must be a JSON array");
-        if (!tools.is_null() && !tools.is_array()) return finish(call, "tools must be a JSON array");
-        if (has_control_chars(o.api_key)) return finish(call, "the API key contains control characters");
+        if (!tools.is_null() && !tools.is_array())
+            return finish(call, "tools must be a JSON array");
+        if (has_control_chars(o.api_key))
+            return finish(call, "the API key contains control characters");
 
         json body = o.extra.is_object() ? o.extra : json::object();
         if (!o.model.empty()) body["model"] = o.model;
         body["messages"] = std::move(messages);
         body["stream"] = true;
         body["stream_options"] = {{"include_usage", true}};
-        if (tools.is_array() && !tools.empty()) body["tools"] = std::move(tools);
-        else body.erase("tools");
+        if (tools.is_array() && !tools.empty())
+            body["tools"] = std::move(tools);
+        else
+            body.erase("tools");
 
         HttpRequest& r = call->req;
         r.method = "POST";
         std::string base = o.base_url;
         while (!base.empty() && base.back() == '/') base.pop_back();
         r.url = base + "/chat/completions";
-        r.headers = {"Content-Type: application/json", "Accept: text/event-stream, application/json"};
+        r.headers = {"Content-Type: application/json",
+                     "Accept: text/event-stream, application/json"};
         if (!o.api_key.empty()) r.headers.push_back("Authorization: Bearer " + o.api_key);
         r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
         r.connect_timeout = o.connect_timeout;
@@ -271,7 +443,8 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         closed = true;
         std::vector<CallPtr> all;
         for (auto& [id, c] : calls) all.push_back(c);
-        std::sort(all.begin(), all.end(), [](const CallPtr& a, const CallPtr& b) { return a->id < b->id; });
+        std::sort(all.begin(), all.end(),
+                  [](const CallPtr& a, const CallPtr& b) { return a->id < b->id; });
         for (auto& c : all) finish(c, "cancelled");
     }
 
@@ -287,10 +460,14 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         a.status = h.status;
         a.reason_phrase = h.reason.empty() ? status_text(h.status) : h.reason;
         a.retry_after = retry_after_seconds(h);
+        if (h.status >= 300 && h.status < 400) a.location = h.header("location");
         std::string type = h.header("content-type");
         std::transform(type.begin(), type.end(), type.begin(),
                        [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        a.json_mode = type.find("json") != std::string::npos && type.find("event-stream") == std::string::npos;
+        a.html_label = is_html_type(type);
+        if (type.find("event-stream") == std::string::npos &&
+            (type.find("json") != std::string::npos || a.html_label))
+            a.mode = Attempt::Mode::kSniff;
         a.content_type = std::move(type);
     }
 
@@ -301,23 +478,55 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         if (!call) return;
         Attempt& a = *call->a;
         a.bytes += bytes.size();
-        if (!success(a.status)) {
+        using Mode = Attempt::Mode;
+        if (!success(a.status) || a.mode == Mode::kWebPage) {
             if (a.body.size() < kMaxErrorBody)
                 a.body.append(bytes.substr(0, kMaxErrorBody - a.body.size()));
-            return;
+            return web_page_check(call);
         }
-        if (a.json_mode) {
-            if (a.body.size() + bytes.size() > kMaxBody)
-                return attempt_failed(call, "response body larger than 64 MiB", false);
-            a.body.append(bytes);
-            return;
+        if (a.mode == Mode::kStream) return on_stream_bytes(call, bytes);
+        if (a.body.size() + bytes.size() > kMaxBody)
+            return attempt_failed(call, "response body larger than 64 MiB", false);
+        a.body.append(bytes);
+        if (a.mode == Mode::kJson) return;
+        switch (sniff(a.body)) {
+            case BodyKind::kUndecided:
+                return;
+            case BodyKind::kJson:
+                a.mode = Mode::kJson;
+                return;
+            case BodyKind::kStream: {
+                // Parse it as the stream it is from here on, so its text
+                // still reaches on_text as it is generated, not at the end.
+                a.mode = Mode::kStream;
+                std::string start = std::move(a.body);
+                a.body.clear();
+                return on_stream_bytes(call, start);
+            }
+            case BodyKind::kOther:
+                // A proxy's login form, a web UI at base_url: another try
+                // gets the same page. Only its start is kept, for the error.
+                a.mode = a.html_label ? Mode::kWebPage : Mode::kJson;
+                return web_page_check(call);
         }
+    }
+
+    // A page longer than we keep: its start says enough; stop it now.
+    void web_page_check(const CallPtr& call) {
+        Attempt& a = *call->a;
+        if (a.mode == Attempt::Mode::kWebPage && a.body.size() >= kMaxErrorBody)
+            attempt_failed(call, web_page_error(a), false);
+    }
+
+    void on_stream_bytes(const CallPtr& call, std::string_view bytes) {
+        Attempt& a = *call->a;
         // Keep the start of the stream in case it turns out to be plain JSON
         // sent with the wrong Content-Type.
         if (!a.any_event && a.body.size() + bytes.size() <= kMaxErrorBody) a.body.append(bytes);
         if (!a.parser.feed(bytes, a.events)) {
-            return attempt_failed(call, "SSE line longer than " + std::to_string(SseParser::kMaxLine) + " bytes",
-                                  false);
+            return attempt_failed(
+                call, "SSE line longer than " + std::to_string(SseParser::kMaxLine) + " bytes",
+                false);
         }
         drain_events(call);
     }
@@ -337,25 +546,33 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         if (a.saw_done) return;
         a.any_event = true;
         std::string_view data = ev.data;
-        while (!data.empty() && std::isspace(static_cast<unsigned char>(data.back()))) data.remove_suffix(1);
+        while (!data.empty() && std::isspace(static_cast<unsigned char>(data.back())))
+            data.remove_suffix(1);
         if (data == "[DONE]") {
             a.saw_done = true;
             return succeed(call);
         }
-        if (ev.type == "error") {  // llama.cpp and some proxies name error events
-            std::string m = server_message(ev.data);
-            return attempt_failed(call, "server error in stream: " + (m.empty() ? std::string("unknown") : m), true);
-        }
         json chunk = json::parse(data, nullptr, false);
+        // `event: error` (Anthropic-style proxies, some gateways) or
+        // llama.cpp's `error:` line (see SseParser).
+        if (ev.type == "error") {
+            std::string m = server_message(ev.data);
+            return attempt_failed(
+                call, "server error in stream: " + (m.empty() ? std::string("unknown") : m),
+                chunk.is_discarded() || retryable_stream_error(chunk));
+        }
         if (chunk.is_discarded() || !chunk.is_object()) {
             ++a.skipped;
-            spdlog::debug("model call {}: skipped an SSE event that is not JSON ({} bytes)", call->id, data.size());
+            spdlog::debug("model call {}: skipped an SSE event that is not JSON ({} bytes)",
+                          call->id, data.size());
             return;
         }
         if (const json* err = field(chunk, "error"); err && !err->is_null()) {
-            std::string m = server_message(chunk.dump(-1, ' ', false, json::error_handler_t::replace));
-            return attempt_failed(call, "server error in stream: " + (m.empty() ? std::string("unknown") : m),
-                                  true);
+            std::string m =
+                server_message(chunk.dump(-1, ' ', false, json::error_handler_t::replace));
+            return attempt_failed(
+                call, "server error in stream: " + (m.empty() ? std::string("unknown") : m),
+                retryable_stream_error(chunk));
         }
         apply_chunk(call, chunk, false);
     }
@@ -372,9 +589,11 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         const json* delta = field(choice, whole ? "message" : "delta");
         if (!delta) delta = field(choice, whole ? "delta" : "message");  // lenient
         if (const json* calls_ = field(delta, "tool_calls"); calls_ && calls_->is_array()) {
-            for (size_t i = 0; i < calls_->size(); ++i) apply_tool_delta(a, (*calls_)[i], whole ? int(i) : -1);
+            for (size_t i = 0; i < calls_->size(); ++i)
+                apply_tool_delta(a, (*calls_)[i], whole ? int(i) : -1);
         }
-        if (std::string fr = text_of(field(choice, "finish_reason")); !fr.empty()) a.finish_reason = fr;
+        if (std::string fr = text_of(field(choice, "finish_reason")); !fr.empty())
+            a.finish_reason = fr;
         if (std::string text = text_of(field(delta, "content")); !text.empty()) {
             a.content += text;
             a.delivered = true;
@@ -393,8 +612,10 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
             // No index (some servers): a new id opens a new call, else it continues the last.
             bool known = false;
             for (auto& [i, tc] : a.tools) known |= !id.empty() && tc.id == id;
-            if (a.tools.empty() || (!id.empty() && !known)) index = a.tools.empty() ? 0 : a.tools.rbegin()->first + 1;
-            else index = a.tools.rbegin()->first;
+            if (a.tools.empty() || (!id.empty() && !known))
+                index = a.tools.empty() ? 0 : a.tools.rbegin()->first + 1;
+            else
+                index = a.tools.rbegin()->first;
             if (known)
                 for (auto& [i, tc] : a.tools)
                     if (tc.id == id) index = i;
@@ -402,10 +623,13 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         ToolCall& tc = a.tools[index];
         if (tc.id.empty()) tc.id = id;
         const json* fn = field(d, "function");
-        if (std::string name = text_of(field(fn, "name")); !name.empty() && tc.name.empty()) tc.name = name;
+        if (std::string name = text_of(field(fn, "name")); !name.empty() && tc.name.empty())
+            tc.name = name;
         if (const json* args = field(fn, "arguments")) {
-            if (args->is_string()) tc.arguments += args->get<std::string>();
-            else if (!args->is_null()) tc.arguments += args->dump(-1, ' ', false, json::error_handler_t::replace);
+            if (args->is_string())
+                tc.arguments += args->get<std::string>();
+            else if (!args->is_null())
+                tc.arguments += args->dump(-1, ' ', false, json::error_handler_t::replace);
         }
     }
 
@@ -416,26 +640,26 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         Attempt& a = *call->a;
         if (!a.status) a.status = d.status;
         if (success(a.status)) {
-            if (a.json_mode) {
-                if (!json::parse(a.body, nullptr, false).is_discarded() || !looks_like_sse(a.body))
-                    return finish_json(call, d);
-                // An event stream labelled as JSON: parse it as a stream after all.
-                a.json_mode = false;
-                a.parser.feed(a.body, a.events);
-            }
+            using Mode = Attempt::Mode;
+            if (a.mode == Mode::kSniff)  // too short to tell: the label decides
+                a.mode = a.html_label ? Mode::kWebPage : Mode::kJson;
+            if (a.mode == Mode::kWebPage) return attempt_failed(call, web_page_error(a), false);
+            if (a.mode == Mode::kJson) return finish_json(call, d);
             a.parser.finish(a.events);
             drain_events(call);
             if (call->finished) return;
             if (!a.any_event && !a.body.empty()) {
                 json j = json::parse(a.body, nullptr, false);
                 if (!j.is_discarded() && field(j, "choices")) return finish_json(call, d);
-                if (d.code == CURLE_OK && a.content_type.find("event-stream") == std::string::npos) {
+                if (d.code == CURLE_OK &&
+                    a.content_type.find("event-stream") == std::string::npos) {
                     // A web page, a proxy's login form: not a model API. Another try won't help.
-                    return attempt_failed(call,
-                                          "the server did not answer with an event stream (Content-Type: " +
-                                              (a.content_type.empty() ? std::string("none") : a.content_type) +
-                                              "): " + server_message(a.body),
-                                          false);
+                    return attempt_failed(
+                        call,
+                        "the server did not answer with an event stream (Content-Type: " +
+                            (a.content_type.empty() ? std::string("none") : a.content_type) +
+                            "): " + server_message(a.body),
+                        false);
                 }
             }
             if (a.saw_done || !a.finish_reason.empty()) return succeed(call);
@@ -448,8 +672,18 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         }
         std::string why = "HTTP " + std::to_string(a.status);
         if (!a.reason_phrase.empty()) why += " " + a.reason_phrase;
+        // Redirects are not followed (the request body and the key would go
+        // wherever a server says); naming the target says how to fix base_url.
+        if (!a.location.empty()) why += " (redirected to " + one_line(a.location, 200) + ")";
         if (std::string m = server_message(a.body); !m.empty()) why += ": " + m;
         attempt_failed(call, why, retryable_status(a.status));
+    }
+
+    static std::string web_page_error(const Attempt& a) {
+        std::string why = "the server answered with a web page, not a model API (Content-Type: " +
+                          one_line(a.content_type, 100) + "; check base_url)";
+        if (std::string text = html_text(a.body); !text.empty()) why += ": " + text;
+        return why;
     }
 
     void finish_json(const CallPtr& call, const HttpDone& d) {
@@ -461,7 +695,8 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         }
         if (const json* err = field(j, "error"); err && !err->is_null())
             return attempt_failed(call, "server error: " + server_message(a.body), false);
-        if (!first_choice(j)) return attempt_failed(call, "the server's answer has no choices", false);
+        if (!first_choice(j))
+            return attempt_failed(call, "the server's answer has no choices", false);
         apply_chunk(call, j, true);
         if (call->finished) return;
         succeed(call);
@@ -475,12 +710,14 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
             call->http = 0;
         }
         if (a.delivered)
-            return finish(call, "stream broke after " + std::to_string(a.bytes) + " bytes: " + reason);
+            return finish(call,
+                          "stream broke after " + std::to_string(a.bytes) + " bytes: " + reason);
         if (!retryable) return finish(call, reason);
         if (call->attempts > call->opts.max_retries) {
             std::string why = reason;
             if (call->attempts > 1)
-                why = "model request failed after " + std::to_string(call->attempts) + " attempts: " + reason;
+                why = "model request failed after " + std::to_string(call->attempts) +
+                      " attempts: " + reason;
             return finish(call, why);
         }
         const ChatOptions& o = call->opts;
@@ -488,13 +725,15 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
         if (a.retry_after >= 0) {
             delay = std::min(a.retry_after, kMaxRetryAfter);
         } else {
-            double cap = std::min(o.backoff_max, o.backoff_initial * std::ldexp(1.0, std::min(call->attempts - 1, 60)));
+            double cap =
+                std::min(o.backoff_max,
+                         o.backoff_initial * std::ldexp(1.0, std::min(call->attempts - 1, 60)));
             cap = std::max(0.0, cap);
             delay = std::uniform_real_distribution<double>(0.0, cap)(rng);
         }
         std::string safe = redact(reason, o.api_key);
-        spdlog::warn("model call {}: attempt {} failed: {}; retrying in {:.2f} s", call->id, call->attempts, safe,
-                     delay);
+        spdlog::warn("model call {}: attempt {} failed: {}; retrying in {:.2f} s", call->id,
+                     call->attempts, safe, delay);
         if (call->on_retry) {
             call->on_retry(call->attempts + 1, delay, safe);
             if (call->finished) return;
@@ -535,8 +774,7 @@ struct ChatClient::Impl : std::enable_shared_from_this<ChatClient::Impl> {
             r.prompt_tokens = call->a->prompt_tokens;
             r.completion_tokens = call->a->completion_tokens;
         }
-        if (error != "cancelled")
-            spdlog::info("model call {} failed: {}", call->id, r.error);
+        if (error != "cancelled") spdlog::info("model call {} failed: {}", call->id, r.error);
         deliver(call, std::move(r));
     }
 
@@ -577,13 +815,14 @@ ChatClient::~ChatClient() {
         done->set_value();
     });
     if (f.wait_for(std::chrono::seconds(5)) != std::future_status::ready)
-        spdlog::error("ChatClient destroyed while its event loop is not running; calls left unfinished");
+        spdlog::error(
+            "ChatClient destroyed while its event loop is not running; calls left unfinished");
 }
 
-ChatClient::CallId ChatClient::start(ChatOptions opts, json messages, json tools,
-                                     std::function<void(std::string_view)> on_text,
-                                     std::function<void(const ChatResult&)> on_done,
-                                     std::function<void(int, double, const std::string&)> on_retry) {
+ChatClient::CallId ChatClient::start(
+    ChatOptions opts, json messages, json tools, std::function<void(std::string_view)> on_text,
+    std::function<void(const ChatResult&)> on_done,
+    std::function<void(int, double, const std::string&)> on_retry) {
     CallId id = next_id_.fetch_add(1);
     struct Args {
         ChatOptions opts;
@@ -592,13 +831,15 @@ ChatClient::CallId ChatClient::start(ChatOptions opts, json messages, json tools
         std::function<void(const ChatResult&)> on_done;
         std::function<void(int, double, const std::string&)> on_retry;
     };
-    auto args = std::make_shared<Args>(Args{std::move(opts), std::move(messages), std::move(tools),
-                                            std::move(on_text), std::move(on_done), std::move(on_retry)});
+    auto args =
+        std::make_shared<Args>(Args{std::move(opts), std::move(messages), std::move(tools),
+                                    std::move(on_text), std::move(on_done), std::move(on_retry)});
     std::weak_ptr<Impl> weak = impl_;
     loop_.post([weak, id, args] {
         if (auto impl = weak.lock()) {
-            impl->start(id, std::move(args->opts), std::move(args->messages), std::move(args->tools),
-                        std::move(args->on_text), std::move(args->on_done), std::move(args->on_retry));
+            impl->start(id, std::move(args->opts), std::move(args->messages),
+                        std::move(args->tools), std::move(args->on_text), std::move(args->on_done),
+                        std::move(args->on_retry));
         } else if (args->on_done) {
             ChatResult r;
             r.error = "cancelled";

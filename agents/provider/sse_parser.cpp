@@ -83,10 +83,19 @@ void SseParser::line(std::string_view l, std::vector<SseEvent>& out) {
         has_data_ = true;
     } else if (field == "event") {
         cur_.type.assign(value);
+    } else if (field == "error") {
+        // Not in the standard: llama.cpp's server reports a failure inside a
+        // stream as an "error: {json}" line. A standard parser drops it as
+        // an unknown field and the client sees only a stream that ended
+        // early; we keep it as data of an event named "error".
+        cur_.type = "error";
+        if (has_data_) cur_.data.push_back('\n');
+        cur_.data.append(value);
+        has_data_ = true;
     } else if (field == "id") {
         if (value.find('\0') == std::string_view::npos) cur_.id.assign(value);
     }
-    // "retry" and unknown fields are ignored.
+    // "retry" and other fields are ignored.
 }
 
 void SseParser::dispatch(std::vector<SseEvent>& out) {

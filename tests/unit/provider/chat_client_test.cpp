@@ -8,8 +8,8 @@
 #include <random>
 #include <sstream>
 
-#include "fake_server.h"
 #include "../test_util.h"
+#include "fake_server.h"
 
 using namespace swarmfs;
 using namespace swarmfs::test;
@@ -83,10 +83,13 @@ struct Pending {
                 out_->done_time = monotonic_seconds();
                 if (++out_->done_calls == 1) done_->set_value();
             },
-            [out_](int attempt, double delay, const std::string& why) { out_->retries.emplace_back(attempt, delay, why); });
+            [out_](int attempt, double delay, const std::string& why) {
+                out_->retries.emplace_back(attempt, delay, why);
+            });
     }
     bool wait(double seconds = 20) {
-        return fut.wait_for(std::chrono::milliseconds(static_cast<int>(seconds * 1000))) == std::future_status::ready;
+        return fut.wait_for(std::chrono::milliseconds(static_cast<int>(seconds * 1000))) ==
+               std::future_status::ready;
     }
     Outcome& get() {
         EXPECT_TRUE(wait()) << "on_done never came";
@@ -101,6 +104,30 @@ Outcome run(ChatClient& c, ChatOptions o, json messages = user("hi"), json tools
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     EXPECT_EQ(p.out->done_calls, 1);
     return out;
+}
+
+// One call (with fast() options) against a server that answers every
+// request with handler.
+struct Served {
+    Outcome o;
+    int requests = 0;
+};
+Served serve(FakeServer::Handler handler, int max_retries = 2) {
+    FakeServer srv(std::move(handler));
+    Served s;
+    {
+        EventLoop loop;
+        ChatClient client(loop);
+        ChatOptions opts = fast(srv.base_url());
+        opts.max_retries = max_retries;
+        s.o = run(client, opts);
+    }
+    s.requests = srv.count();
+    return s;
+}
+// The same with a fixed response.
+Served serve(const std::string& response, int max_retries = 2) {
+    return serve([response](FakeConn& c, const FakeRequest&) { c.send(response); }, max_retries);
 }
 
 }  // namespace
@@ -136,8 +163,9 @@ TEST(ChatClient, SendsAStreamingRequestWithToolsExtraAndKey) {
     ChatOptions opts = fast(srv.base_url() + "/");  // a trailing slash is tolerated
     opts.api_key = "sk-test-123";
     opts.extra = {{"temperature", 0.25}, {"max_tokens", 50}};
-    json tools = json::array({{{"type", "function"},
-                               {"function", {{"name", "lookup"}, {"parameters", {{"type", "object"}}}}}}});
+    json tools =
+        json::array({{{"type", "function"},
+                      {"function", {{"name", "lookup"}, {"parameters", {{"type", "object"}}}}}}});
     Outcome o = run(client, opts, user("question"), tools);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     auto reqs = srv.requests();
@@ -172,12 +200,13 @@ TEST(ChatClient, NoKeyMeansNoAuthorizationAndNoToolsMeansNoToolsField) {
 TEST(ChatClient, ChunkedCrLfSseSplitAcrossWrites) {
     // Chunked transfer encoding, CRLF line ends, and JSON split in the
     // middle of a line and of a UTF-8 character across TCP writes.
-    std::string body = "data: " + delta("caf\xC3\xA9 ").dump() + "\r\n\r\n" + ": ping\r\n\r\n" + "data: " +
-                       delta("ol\xC3\xA9").dump() + "\r\n\r\n" + "data: " + finish("stop").dump() +
-                       "\r\n\r\ndata: [DONE]\r\n\r\n";
+    std::string body = "data: " + delta("caf\xC3\xA9 ").dump() + "\r\n\r\n" + ": ping\r\n\r\n" +
+                       "data: " + delta("ol\xC3\xA9").dump() + "\r\n\r\n" +
+                       "data: " + finish("stop").dump() + "\r\n\r\ndata: [DONE]\r\n\r\n";
     FakeServer srv([body](FakeConn& c, const FakeRequest&) {
-        c.send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
-               "Transfer-Encoding: chunked\r\n\r\n");
+        c.send(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n");
         size_t pos = 0;
         size_t sizes[] = {3, 10, 1, 17, 2, 40, 5};
         int i = 0;
@@ -200,15 +229,23 @@ TEST(ChatClient, ChunkedCrLfSseSplitAcrossWrites) {
 
 TEST(ChatClient, ToolCallDeltasAcrossChunksAndTwoParallelCalls) {
     auto tc = [](json calls) {
-        return json{{"id", "c"}, {"choices", {{{"index", 0}, {"delta", {{"tool_calls", calls}}}, {"finish_reason", nullptr}}}}};
+        return json{
+            {"id", "c"},
+            {"choices",
+             {{{"index", 0}, {"delta", {{"tool_calls", calls}}}, {"finish_reason", nullptr}}}}};
     };
     FakeServer srv([&](FakeConn& c, const FakeRequest&) {
         std::string s = sse_head() + sse(role_chunk());
-        s += sse(tc(json::array({{{"index", 0}, {"id", "call_a"}, {"type", "function"},
+        s += sse(tc(json::array({{{"index", 0},
+                                  {"id", "call_a"},
+                                  {"type", "function"},
                                   {"function", {{"name", "get_weather"}, {"arguments", ""}}}}})));
         s += sse(tc(json::array({{{"index", 0}, {"function", {{"arguments", "{\"city\":"}}}}})));
-        s += sse(tc(json::array({{{"index", 1}, {"id", "call_b"}, {"type", "function"},
-                                  {"function", {{"name", "get_time"}, {"arguments", "{\"tz\""}}}}})));
+        s += sse(
+            tc(json::array({{{"index", 1},
+                             {"id", "call_b"},
+                             {"type", "function"},
+                             {"function", {{"name", "get_time"}, {"arguments", "{\"tz\""}}}}})));
         s += sse(tc(json::array({{{"index", 0}, {"function", {{"arguments", "\"Paris\"}"}}}},
                                  {{"index", 1}, {"function", {{"arguments", ":\"CET\"}"}}}}})));
         s += sse(finish("tool_calls")) + sse(usage(20, 9)) + done_event();
@@ -246,10 +283,13 @@ TEST(ChatClient, AcceptsANonStreamingJsonAnswer) {
                        {{"role", "assistant"},
                         {"content", "plain answer"},
                         {"tool_calls",
-                         {{{"id", "t1"}, {"type", "function"}, {"function", {{"name", "f"}, {"arguments", "{}"}}}}}}}},
+                         {{{"id", "t1"},
+                           {"type", "function"},
+                           {"function", {{"name", "f"}, {"arguments", "{}"}}}}}}}},
                       {"finish_reason", "stop"}}}},
                    {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 2}}}};
-    FakeServer srv([&](FakeConn& c, const FakeRequest&) { c.send(http_response(200, "OK", answer.dump())); });
+    FakeServer srv(
+        [&](FakeConn& c, const FakeRequest&) { c.send(http_response(200, "OK", answer.dump())); });
     EventLoop loop;
     ChatClient client(loop);
     Outcome o = run(client, fast(srv.base_url()));
@@ -264,8 +304,9 @@ TEST(ChatClient, AcceptsANonStreamingJsonAnswer) {
 
 TEST(ChatClient, MalformedEventsAreSkippedAndCounted) {
     FakeServer srv([](FakeConn& c, const FakeRequest&) {
-        c.send(sse_head() + "data: {not json\n\n" + sse(delta("a")) + "data: \"just a string\"\n\n" +
-               sse(delta("b")) + sse(finish("stop")) + done_event());
+        c.send(sse_head() + "data: {not json\n\n" + sse(delta("a")) +
+               "data: \"just a string\"\n\n" + sse(delta("b")) + sse(finish("stop")) +
+               done_event());
     });
     EventLoop loop;
     ChatClient client(loop);
@@ -287,7 +328,8 @@ TEST(ChatClient, FinishReasonWithoutDoneIsEnough) {
 }
 
 TEST(ChatClient, StreamEndingEarlyAfterTextFailsWithoutRetry) {
-    FakeServer srv([](FakeConn& c, const FakeRequest&) { c.send(sse_head() + sse(delta("partial"))); });
+    FakeServer srv(
+        [](FakeConn& c, const FakeRequest&) { c.send(sse_head() + sse(delta("partial"))); });
     EventLoop loop;
     ChatClient client(loop);
     Outcome o = run(client, fast(srv.base_url()));
@@ -301,8 +343,10 @@ TEST(ChatClient, StreamEndingEarlyAfterTextFailsWithoutRetry) {
 
 TEST(ChatClient, StreamEndingEarlyBeforeTextIsRetried) {
     FakeServer srv([](FakeConn& c, const FakeRequest& r) {
-        if (r.number == 0) c.send(sse_head() + sse(role_chunk()));  // then close: nothing delivered
-        else c.send(sse_answer({"second"}));
+        if (r.number == 0)
+            c.send(sse_head() + sse(role_chunk()));  // then close: nothing delivered
+        else
+            c.send(sse_answer({"second"}));
     });
     EventLoop loop;
     ChatClient client(loop);
@@ -317,8 +361,10 @@ TEST(ChatClient, StreamEndingEarlyBeforeTextIsRetried) {
 
 TEST(ChatClient, ServerErrorThenSuccess) {
     FakeServer srv([](FakeConn& c, const FakeRequest& r) {
-        if (r.number == 0) c.send(http_response(500, "Internal Server Error", R"({"error":{"message":"boom"}})"));
-        else c.send(sse_answer({"fine"}));
+        if (r.number == 0)
+            c.send(http_response(500, "Internal Server Error", R"({"error":{"message":"boom"}})"));
+        else
+            c.send(sse_answer({"fine"}));
     });
     EventLoop loop;
     ChatClient client(loop);
@@ -336,7 +382,8 @@ TEST(ChatClient, RetryAfterSecondsIsHonoured) {
         if (r.number == 0)
             c.send(http_response(429, "Too Many Requests", R"({"error":{"message":"slow down"}})",
                                  "Retry-After: 1\r\n"));
-        else c.send(sse_answer({"ok"}));
+        else
+            c.send(sse_answer({"ok"}));
     });
     EventLoop loop;
     ChatClient client(loop);
@@ -359,10 +406,11 @@ TEST(ChatClient, RetryAfterHttpDateAndMilliseconds) {
             tm g;
             gmtime_r(&when, &g);
             strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &g);
-            c.send(http_response(503, "Service Unavailable", "busy", "Retry-After: " + std::string(date) + "\r\n",
-                                 "text/plain"));
+            c.send(http_response(503, "Service Unavailable", "busy",
+                                 "Retry-After: " + std::string(date) + "\r\n", "text/plain"));
         } else if (r.number == 1) {
-            c.send(http_response(429, "Too Many Requests", "{}", "retry-after-ms: 300\r\nRetry-After: 9\r\n"));
+            c.send(http_response(429, "Too Many Requests", "{}",
+                                 "retry-after-ms: 300\r\nRetry-After: 9\r\n"));
         } else {
             c.send(sse_answer({"ok"}));
         }
@@ -380,8 +428,9 @@ TEST(ChatClient, RetryAfterHttpDateAndMilliseconds) {
 
 TEST(ChatClient, ClientErrorFailsAtOnce) {
     FakeServer srv([](FakeConn& c, const FakeRequest&) {
-        c.send(http_response(400, "Bad Request",
-                             R"({"error":{"message":"model 'nope' not found","type":"invalid_request_error"}})"));
+        c.send(http_response(
+            400, "Bad Request",
+            R"({"error":{"message":"model 'nope' not found","type":"invalid_request_error"}})"));
     });
     EventLoop loop;
     ChatClient client(loop);
@@ -417,21 +466,27 @@ TEST(ChatClient, RetriesExhaustedGiveAClearReason) {
 
 TEST(ChatClient, ConnectionRefusedIsRetriedThenReported) {
     int port;
-    { FakeServer closed(nullptr); port = closed.port(); }  // a port nobody listens on now
+    {
+        FakeServer closed(nullptr);
+        port = closed.port();
+    }  // a port nobody listens on now
     EventLoop loop;
     ChatClient client(loop);
     Outcome o = run(client, fast("http://127.0.0.1:" + std::to_string(port) + "/v1"));
     EXPECT_FALSE(o.r.ok);
     EXPECT_EQ(o.r.attempts, 3);
-    EXPECT_NE(o.r.error.find("model request failed after 3 attempts"), std::string::npos) << o.r.error;
+    EXPECT_NE(o.r.error.find("model request failed after 3 attempts"), std::string::npos)
+        << o.r.error;
     EXPECT_NE(o.r.error.find("onnect"), std::string::npos) << o.r.error;
     EXPECT_EQ(o.r.http_status, 0);
 }
 
 TEST(ChatClient, DroppedConnectionBeforeAnyByteIsRetried) {
     FakeServer srv([](FakeConn& c, const FakeRequest& r) {
-        if (r.number == 0) c.reset();  // RST, no response at all
-        else c.send(sse_answer({"after drop"}));
+        if (r.number == 0)
+            c.reset();  // RST, no response at all
+        else
+            c.send(sse_answer({"after drop"}));
     });
     EventLoop loop;
     ChatClient client(loop);
@@ -443,7 +498,9 @@ TEST(ChatClient, DroppedConnectionBeforeAnyByteIsRetried) {
 
 TEST(ChatClient, DroppedConnectionMidStreamIsNotRetried) {
     FakeServer srv([](FakeConn& c, const FakeRequest&) {
-        c.send("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+        c.send(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: "
+            "chunked\r\n\r\n");
         std::string ev = sse(delta("half"));
         char hex[16];
         snprintf(hex, sizeof hex, "%zx\r\n", ev.size());
@@ -463,8 +520,10 @@ TEST(ChatClient, DroppedConnectionMidStreamIsNotRetried) {
 
 TEST(ChatClient, ErrorEventInsideTheStream) {
     FakeServer srv([](FakeConn& c, const FakeRequest& r) {
-        if (r.number == 0) c.send(sse_head() + sse({{"error", {{"message", "overloaded"}}}}));
-        else c.send(sse_answer({"ok"}));
+        if (r.number == 0)
+            c.send(sse_head() + sse({{"error", {{"message", "overloaded"}}}}));
+        else
+            c.send(sse_answer({"ok"}));
     });
     EventLoop loop;
     ChatClient client(loop);
@@ -654,7 +713,8 @@ TEST(ChatClient, DestructorCancelsEverythingInFlight) {
     std::vector<std::unique_ptr<Pending>> ps;
     {
         ChatClient client(loop);
-        for (int i = 0; i < 4; ++i) ps.push_back(std::make_unique<Pending>(client, fast(srv.base_url())));
+        for (int i = 0; i < 4; ++i)
+            ps.push_back(std::make_unique<Pending>(client, fast(srv.base_url())));
         ASSERT_TRUE(eventually([&] { return srv.count() == 4; }));
     }
     for (auto& p : ps) {
@@ -673,9 +733,10 @@ TEST(ChatClient, DestroyedFromItsOwnCallback) {
     auto client = std::make_shared<ChatClient>(loop);
     std::promise<std::string> got;
     std::shared_ptr<ChatClient> holder = client;
-    client->start(fast(srv.base_url()), user("hi"), json::array(),
-                  [&holder](std::string_view) { holder.reset(); },  // last reference: ~ChatClient on the loop
-                  [&got](const ChatResult& r) { got.set_value(r.error); });
+    client->start(
+        fast(srv.base_url()), user("hi"), json::array(),
+        [&holder](std::string_view) { holder.reset(); },  // last reference: ~ChatClient on the loop
+        [&got](const ChatResult& r) { got.set_value(r.error); });
     client.reset();
     auto f = got.get_future();
     ASSERT_EQ(f.wait_for(std::chrono::seconds(5)), std::future_status::ready);
@@ -721,7 +782,8 @@ void echo_handler(FakeConn& c, const FakeRequest& r) {
         c.send(sse(delta(answer.substr(i, 3))));
         c.sleep_ms(std::uniform_int_distribution<int>(0, 4)(rng));
     }
-    c.send(sse(finish("stop")) + sse(usage(static_cast<int>(token.size()), static_cast<int>(answer.size()))) +
+    c.send(sse(finish("stop")) +
+           sse(usage(static_cast<int>(token.size()), static_cast<int>(answer.size()))) +
            done_event());
 }
 
@@ -731,12 +793,14 @@ void concurrent(int n) {
     ChatClient client(loop);
     std::vector<std::unique_ptr<Pending>> ps;
     for (int i = 0; i < n; ++i) {
-        std::string token = "token-" + std::to_string(i) + "-" + std::string(static_cast<size_t>(i % 7), 'z');
+        std::string token =
+            "token-" + std::to_string(i) + "-" + std::string(static_cast<size_t>(i % 7), 'z');
         ps.push_back(std::make_unique<Pending>(client, fast(srv.base_url()), user(token)));
     }
     for (int i = 0; i < n; ++i) {
         Outcome& o = ps[i]->get();
-        std::string token = "token-" + std::to_string(i) + "-" + std::string(static_cast<size_t>(i % 7), 'z');
+        std::string token =
+            "token-" + std::to_string(i) + "-" + std::string(static_cast<size_t>(i % 7), 'z');
         ASSERT_TRUE(o.r.ok) << i << ": " << o.r.error;
         EXPECT_EQ(o.r.content, "echo:" + token) << i;
         EXPECT_EQ(o.text(), "echo:" + token) << i;
@@ -760,15 +824,18 @@ TEST(ChatClient, StartAndCancelFromManyThreads) {
     for (int t = 0; t < 4; ++t)
         ts.emplace_back([&, t] {
             for (int i = t; i < 32; i += 4) {
-                ps[i] = std::make_unique<Pending>(client, fast(srv.base_url()), user("t" + std::to_string(i)));
+                ps[i] = std::make_unique<Pending>(client, fast(srv.base_url()),
+                                                  user("t" + std::to_string(i)));
                 if (i % 8 == 0) client.cancel(ps[i]->id);
             }
         });
     for (auto& t : ts) t.join();
     for (int i = 0; i < 32; ++i) {
         Outcome& o = ps[i]->get();
-        if (i % 8 == 0) EXPECT_EQ(o.r.error, "cancelled");
-        else EXPECT_EQ(o.r.content, "echo:t" + std::to_string(i)) << o.r.error;
+        if (i % 8 == 0)
+            EXPECT_EQ(o.r.error, "cancelled");
+        else
+            EXPECT_EQ(o.r.content, "echo:t" + std::to_string(i)) << o.r.error;
     }
 }
 
@@ -779,15 +846,21 @@ TEST(ChatClient, ApiKeyNeverAppearsInErrorsOrLogs) {
         std::string auth = r.header("authorization");
         json err = {{"error", {{"message", "Incorrect API key provided: " + auth}}}};
         std::string mode = r.json()["messages"].back()["content"];
-        if (mode == "401") c.send(http_response(401, "Unauthorized", err.dump()));
-        else if (mode == "500") c.send(http_response(500, "Internal " + auth, err.dump()));
-        else if (mode == "stream") c.send(sse_head() + sse(err));
-        else if (mode == "text") c.send(http_response(403, "Forbidden", "denied for " + auth, "", "text/plain"));
-        else if (mode == "broken") c.send(sse_head() + sse(delta(auth)) + "data: " + auth + "\n\n");
+        if (mode == "401")
+            c.send(http_response(401, "Unauthorized", err.dump()));
+        else if (mode == "500")
+            c.send(http_response(500, "Internal " + auth, err.dump()));
+        else if (mode == "stream")
+            c.send(sse_head() + sse(err));
+        else if (mode == "text")
+            c.send(http_response(403, "Forbidden", "denied for " + auth, "", "text/plain"));
+        else if (mode == "broken")
+            c.send(sse_head() + sse(delta(auth)) + "data: " + auth + "\n\n");
     });
     std::ostringstream logs;
     auto previous = spdlog::default_logger();
-    auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(logs));
+    auto capture = std::make_shared<spdlog::logger>(
+        "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(logs));
     capture->set_level(spdlog::level::trace);
     spdlog::set_default_logger(capture);
     std::vector<std::string> texts;
@@ -805,7 +878,8 @@ TEST(ChatClient, ApiKeyNeverAppearsInErrorsOrLogs) {
         ChatOptions refused = fast("http://127.0.0.1:1/v1");
         refused.api_key = key;
         texts.push_back(run(client, refused).r.error);
-        ChatOptions url_with_key = fast(srv.base_url() + "/" + key);  // even a key pasted into the URL
+        ChatOptions url_with_key =
+            fast(srv.base_url() + "/" + key);  // even a key pasted into the URL
         url_with_key.api_key = key;
         texts.push_back(run(client, url_with_key, user("401")).r.error);
     }
@@ -819,10 +893,10 @@ TEST(ChatClient, ApiKeyNeverAppearsInErrorsOrLogs) {
     EXPECT_NE(logs.str().find("failed"), std::string::npos);  // something was logged
 }
 
-// Not implemented yet in chat_client.cpp (see the closing note of this change).
-TEST(ChatClient, DISABLED_AStreamLabelledAsJsonIsStillParsed) {
+TEST(ChatClient, AStreamLabelledAsJsonIsStillParsed) {
     FakeServer srv([](FakeConn& c, const FakeRequest&) {
-        std::string body = sse(delta("mis")) + sse(delta("labelled")) + sse(finish("stop")) + done_event();
+        std::string body =
+            sse(delta("mis")) + sse(delta("labelled")) + sse(finish("stop")) + done_event();
         c.send(http_response(200, "OK", body));  // Content-Type: application/json
     });
     EventLoop loop;
@@ -832,10 +906,10 @@ TEST(ChatClient, DISABLED_AStreamLabelledAsJsonIsStillParsed) {
     EXPECT_EQ(o.r.content, "mislabelled");
 }
 
-// Not implemented yet in chat_client.cpp.
-TEST(ChatClient, DISABLED_AWebPageIsNotAModelAndIsNotRetried) {
+TEST(ChatClient, AWebPageIsNotAModelAndIsNotRetried) {
     FakeServer srv([](FakeConn& c, const FakeRequest&) {
-        c.send(http_response(200, "OK", "<html><body>Please log in</body></html>", "", "text/html"));
+        c.send(
+            http_response(200, "OK", "<html><body>Please log in</body></html>", "", "text/html"));
     });
     EventLoop loop;
     ChatClient client(loop);
@@ -846,8 +920,7 @@ TEST(ChatClient, DISABLED_AWebPageIsNotAModelAndIsNotRetried) {
     EXPECT_NE(o.r.error.find("Please log in"), std::string::npos) << o.r.error;
 }
 
-// Not implemented yet in chat_client.cpp.
-TEST(ChatClient, DISABLED_NamedErrorEventIsAFailure) {
+TEST(ChatClient, NamedErrorEventIsAFailure) {
     FakeServer srv([](FakeConn& c, const FakeRequest&) {
         c.send(sse_head() + "event: error\ndata: {\"message\":\"context too long\"}\n\n");
     });
@@ -858,4 +931,154 @@ TEST(ChatClient, DISABLED_NamedErrorEventIsAFailure) {
     Outcome o = run(client, opts);
     EXPECT_FALSE(o.r.ok);
     EXPECT_EQ(o.r.error, "server error in stream: context too long");
+}
+
+TEST(ChatClient, AStreamLabelledAsJsonStillStreamsAsItArrives) {
+    Served s = serve([](FakeConn& c, const FakeRequest&) {
+        // No Content-Length: the body runs until the connection closes.
+        c.send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" +
+               sse(delta("early")));
+        c.sleep_ms(300);
+        c.send(sse(delta(" late")) + sse(finish("stop")) + done_event());
+    });
+    const Outcome& o = s.o;
+    ASSERT_TRUE(o.r.ok) << o.r.error;
+    EXPECT_EQ(o.r.content, "early late");
+    ASSERT_EQ(o.deltas.size(), 2u);
+    EXPECT_GE(o.done_time - o.delta_times[0], 0.25);  // not held back until the end
+}
+
+TEST(ChatClient, AJsonAnswerInPiecesIsNotMistakenForAStream) {
+    Served s = serve([](FakeConn& c, const FakeRequest&) {
+        json answer = {{"choices",
+                        {{{"index", 0},
+                          {"message", {{"role", "assistant"}, {"content", "whole"}}},
+                          {"finish_reason", "stop"}}}}};
+        std::string body = "\n  " + answer.dump();
+        c.send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" +
+               body.substr(0, 4));
+        c.sleep_ms(50);
+        c.send(body.substr(4));
+    });
+    const Outcome& o = s.o;
+    ASSERT_TRUE(o.r.ok) << o.r.error;
+    EXPECT_EQ(o.r.content, "whole");
+}
+
+TEST(ChatClient, AWebPageShowsItsTextNotItsMarkup) {
+    Served s = serve(
+        http_response(200, "OK",
+                      "<!DOCTYPE html>\n<html><head><title>Sign in &amp; continue</title>"
+                      "<style>body { color: red }</style><script>var a = '<b>x</b>';</script>"
+                      "</head><body><!-- form --><h1>Corp&nbsp;SSO</h1>\n\n<p>Please log in</p>"
+                      "</body></html>",
+                      "", "text/html; charset=utf-8"));
+    EXPECT_FALSE(s.o.r.ok);
+    EXPECT_EQ(s.requests, 1);
+    EXPECT_EQ(s.o.r.error,
+              "the server answered with a web page, not a model API (Content-Type: text/html; "
+              "charset=utf-8; check base_url): Sign in & continue Corp SSO Please log in");
+}
+
+// A script behind a proxy that forgot its Content-Type (PHP's default is
+// text/html) still streams: the label is checked against the bytes.
+TEST(ChatClient, AStreamOrAnswerLabelledAsHtmlIsNotAWebPage) {
+    Served stream =
+        serve(http_response(200, "OK", sse(delta("still")) + sse(delta(" fine")) + done_event(), "",
+                            "text/html; charset=UTF-8"));
+    ASSERT_TRUE(stream.o.r.ok) << stream.o.r.error;
+    EXPECT_EQ(stream.o.r.content, "still fine");
+    json answer = {{"choices", {{{"index", 0}, {"message", {{"content", "whole"}}}}}}};
+    Served whole = serve(http_response(200, "OK", answer.dump(), "", "text/html"));
+    ASSERT_TRUE(whole.o.r.ok) << whole.o.r.error;
+    EXPECT_EQ(whole.o.r.content, "whole");
+}
+
+TEST(ChatClient, ALongWebPageFailsWithoutWaitingForItsEnd) {
+    Served s = serve([](FakeConn& c, const FakeRequest&) {
+        c.send(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<html><body>" +
+            std::string(100 << 10, 'x'));
+        c.sleep_ms(3000);  // the rest of the page never comes in time
+    });
+    const Outcome& o = s.o;
+    EXPECT_FALSE(o.r.ok);
+    EXPECT_EQ(o.r.attempts, 1);
+    EXPECT_NE(o.r.error.find("web page"), std::string::npos) << o.r.error;
+    EXPECT_LT(o.r.error.size(), 400u);
+    EXPECT_LT(o.done_time - o.started, 2.0);
+}
+
+TEST(ChatClient, AnErrorPageInHtmlShowsItsText) {
+    // nginx's own page, as a proxy in front of a model server sends it.
+    Served s = serve(
+        http_response(502, "Bad Gateway",
+                      "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+                      "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n"
+                      "</body>\r\n</html>\r\n",
+                      "", "text/html"),
+        /*max_retries=*/0);
+    EXPECT_FALSE(s.o.r.ok);
+    EXPECT_EQ(s.o.r.error, "HTTP 502 Bad Gateway: 502 Bad Gateway 502 Bad Gateway nginx");
+}
+
+TEST(ChatClient, ARedirectNamesItsTargetAndIsNotFollowed) {
+    Served s = serve(http_response(301, "Moved Permanently", "",
+                                   "Location: https://api.example.test/v1/chat/completions\r\n",
+                                   "text/plain"));
+    EXPECT_FALSE(s.o.r.ok);
+    EXPECT_EQ(s.requests, 1);
+    EXPECT_EQ(
+        s.o.r.error,
+        "HTTP 301 Moved Permanently (redirected to https://api.example.test/v1/chat/completions)");
+}
+
+// llama.cpp's server reports a failure inside a stream as an "error:" line,
+// not an event; a request it rejects (400) is not tried again.
+TEST(ChatClient, LlamaCppErrorLineFailsAtOnce) {
+    Served s =
+        serve(sse_head() +
+              "error: {\"code\":400,\"message\":\"the request exceeds the available context size\","
+              "\"type\":\"exceed_context_size_error\"}\n\n");
+    EXPECT_FALSE(s.o.r.ok);
+    EXPECT_EQ(s.o.r.error,
+              "server error in stream: the request exceeds the available context size");
+    EXPECT_EQ(s.requests, 1);
+}
+
+TEST(ChatClient, StreamErrorsAreRetriedOnlyWhenAnotherTryCanHelp) {
+    struct Case {
+        std::string event;
+        int attempts;
+    };
+    const std::vector<Case> cases = {
+        // OpenAI: a request error with a string code.
+        {sse({{"error",
+               {{"message", "maximum context length is 4096 tokens"},
+                {"type", "invalid_request_error"},
+                {"code", "context_length_exceeded"}}}}),
+         1},
+        // vLLM: an HTTP code inside the error object.
+        {sse({{"error",
+               {{"object", "error"},
+                {"message", "bad"},
+                {"type", "BadRequestError"},
+                {"code", 400}}}}),
+         1},
+        // A named event with a rate limit: worth another try.
+        {"event: error\ndata: {\"error\":{\"message\":\"slow down\",\"code\":429}}\n\n", 3},
+        // Anthropic-style overload through a proxy.
+        {"event: error\ndata: "
+         "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}"
+         "\n\n",
+         3},
+        // A named event whose data is plain text: nothing says it is final.
+        {"event: error\ndata: upstream went away\n\n", 3},
+    };
+    for (const auto& k : cases) {
+        Served s = serve(sse_head() + k.event);
+        EXPECT_FALSE(s.o.r.ok) << k.event;
+        EXPECT_EQ(s.requests, k.attempts) << k.event << " -> " << s.o.r.error;
+        EXPECT_NE(s.o.r.error.find("server error in stream: "), std::string::npos) << s.o.r.error;
+    }
 }

@@ -4,120 +4,24 @@
 // these tests are skipped.
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <gtest/gtest.h>
-
 #include <future>
 
-#include "agents/provider/chat_client.h"
+#include "../fake_openai_child.h"
 #include "../test_util.h"
+#include "agents/provider/chat_client.h"
 
 using namespace swarmfs;
+using swarmfs::test::FakeOpenAI;
 using json = nlohmann::json;
 
-extern char** environ;
-
 namespace {
-
-std::string fake_openai_path() {
-    if (const char* e = getenv("FAKE_OPENAI"); e && *e) return e;
-#ifdef FAKE_OPENAI_PATH
-    return FAKE_OPENAI_PATH;
-#else
-    return "";
-#endif
-}
-
-// The server as a child process; it exits when our end of its stdin closes.
-class FakeOpenAI {
-public:
-    explicit FakeOpenAI(std::vector<std::string> args = {}) {
-        std::string path = fake_openai_path();
-        if (path.empty() || access(path.c_str(), X_OK) != 0) return;
-        int in[2], out[2];
-        if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) return;
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-        posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-        std::vector<std::string> argv = {path, "--exit-on-stdin-eof"};
-        argv.insert(argv.end(), args.begin(), args.end());
-        std::vector<char*> cargv;
-        for (auto& a : argv) cargv.push_back(a.data());
-        cargv.push_back(nullptr);
-        int rc = posix_spawn(&pid_, path.c_str(), &fa, nullptr, cargv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        close(in[0]);
-        close(out[1]);
-        stdin_ = in[1];
-        if (rc != 0) {
-            pid_ = -1;
-            close(out[0]);
-            return;
-        }
-        std::string line;
-        char c;
-        pollfd p{out[0], POLLIN, 0};
-        while (poll(&p, 1, 5000) > 0 && read(out[0], &c, 1) == 1 && c != '\n') line.push_back(c);
-        close(out[0]);
-        if (line.rfind("listening ", 0) == 0) base_ = "http://" + line.substr(10);
-    }
-    ~FakeOpenAI() {
-        if (stdin_ >= 0) close(stdin_);
-        if (pid_ > 0) {
-            for (int i = 0; i < 200; ++i) {
-                if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-                usleep(10000);
-            }
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-    }
-    bool ok() const { return !base_.empty(); }
-    std::string base_url() const { return base_ + "/v1"; }
-
-    // A blocking request to the control endpoints (/_script, /_requests).
-    std::string call(const std::string& method, const std::string& path, const std::string& body = "") {
-        CURL* e = curl_easy_init();
-        std::string out;
-        std::string url = base_ + path;
-        curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method.c_str());
-        if (!body.empty()) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.c_str());
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* o) {
-            static_cast<std::string*>(o)->append(d, s * n);
-            return s * n;
-        });
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, &out);
-        curl_easy_perform(e);
-        curl_easy_cleanup(e);
-        return out;
-    }
-    void script(const json& steps) { call("POST", "/_script", steps.dump()); }
-    std::vector<json> requests() {
-        std::vector<json> r;
-        std::string all = call("GET", "/_requests");
-        size_t pos = 0;
-        while (pos < all.size()) {
-            size_t e = all.find('\n', pos);
-            if (e == std::string::npos) e = all.size();
-            json j = json::parse(all.substr(pos, e - pos), nullptr, false);
-            if (!j.is_discarded()) r.push_back(j);
-            pos = e + 1;
-        }
-        return r;
-    }
-
-private:
-    pid_t pid_ = -1;
-    int stdin_ = -1;
-    std::string base_;
-};
 
 struct Got {
     ChatResult r;
@@ -126,17 +30,19 @@ struct Got {
 };
 
 // Starts a call; the future is ready at on_done.
-std::future<Got> ask(ChatClient& c, ChatOptions o, const std::string& text, json tools = json::array()) {
+std::future<Got> ask(ChatClient& c, ChatOptions o, const std::string& text,
+                     json tools = json::array()) {
     auto got = std::make_shared<Got>();
     auto p = std::make_shared<std::promise<Got>>();
     auto f = p->get_future();
-    c.start(std::move(o), json::array({{{"role", "user"}, {"content", text}}}), std::move(tools),
-            [got](std::string_view d) { got->streamed.append(d); },
-            [got, p](const ChatResult& r) {
-                got->r = r;
-                p->set_value(*got);
-            },
-            [got](int a, double d, const std::string& why) { got->retries.emplace_back(a, d, why); });
+    c.start(
+        std::move(o), json::array({{{"role", "user"}, {"content", text}}}), std::move(tools),
+        [got](std::string_view d) { got->streamed.append(d); },
+        [got, p](const ChatResult& r) {
+            got->r = r;
+            p->set_value(*got);
+        },
+        [got](int a, double d, const std::string& why) { got->retries.emplace_back(a, d, why); });
     return f;
 }
 
@@ -158,20 +64,18 @@ ChatOptions opts(const FakeOpenAI& s) {
     return o;
 }
 
-#define NEED_SERVER(s)                                                                          \
-    if (!(s).ok()) GTEST_SKIP() << "fake_openai not available (set FAKE_OPENAI or build with " \
-                                   "FAKE_OPENAI_PATH)"
-
 json tool(const std::string& name) {
-    return {{"type", "function"},
-            {"function", {{"name", name}, {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}};
+    return {
+        {"type", "function"},
+        {"function",
+         {{"name", name}, {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}};
 }
 
 }  // namespace
 
 TEST(ChatClientFakeOpenAI, EchoStreamsWithUsage) {
     FakeOpenAI s;
-    NEED_SERVER(s);
+    NEED_FAKE_OPENAI(s);
     EventLoop loop;
     ChatClient client(loop);
     Got g = wait(ask(client, opts(s), "hello there, streaming world"));
@@ -188,11 +92,13 @@ TEST(ChatClientFakeOpenAI, EchoStreamsWithUsage) {
 
 TEST(ChatClientFakeOpenAI, ParallelToolCalls) {
     FakeOpenAI s;
-    NEED_SERVER(s);
+    NEED_FAKE_OPENAI(s);
     EventLoop loop;
     ChatClient client(loop);
-    Got g = wait(ask(client, opts(s), R"(do [tool:get_weather {"city":"Paris, FR"}] and [tool:get_time {"tz":"CET"}])",
-                     json::array({tool("get_weather"), tool("get_time")})));
+    Got g =
+        wait(ask(client, opts(s),
+                 R"(do [tool:get_weather {"city":"Paris, FR"}] and [tool:get_time {"tz":"CET"}])",
+                 json::array({tool("get_weather"), tool("get_time")})));
     ASSERT_TRUE(g.r.ok) << g.r.error;
     EXPECT_EQ(g.r.finish_reason, "tool_calls");
     ASSERT_EQ(g.r.tool_calls.size(), 2u);
@@ -206,7 +112,7 @@ TEST(ChatClientFakeOpenAI, ParallelToolCalls) {
 
 TEST(ChatClientFakeOpenAI, ScriptedFailuresAndRetries) {
     FakeOpenAI s;
-    NEED_SERVER(s);
+    NEED_FAKE_OPENAI(s);
     EventLoop loop;
     ChatClient client(loop);
     // 429 with Retry-After: 1, then 500, then the echo model.
@@ -230,12 +136,13 @@ TEST(ChatClientFakeOpenAI, ScriptedFailuresAndRetries) {
     s.script(json::array({{{"status", 503}}, {{"status", 503}}, {{"status", 503}}}));
     g = wait(ask(client, opts(s), "x"));
     EXPECT_FALSE(g.r.ok);
-    EXPECT_EQ(g.r.error.rfind("model request failed after 3 attempts: HTTP 503", 0), 0u) << g.r.error;
+    EXPECT_EQ(g.r.error.rfind("model request failed after 3 attempts: HTTP 503", 0), 0u)
+        << g.r.error;
 }
 
 TEST(ChatClientFakeOpenAI, MalformedDropsAndStalls) {
     FakeOpenAI s;
-    NEED_SERVER(s);
+    NEED_FAKE_OPENAI(s);
     EventLoop loop;
     ChatClient client(loop);
     s.script(json::array({{{"malformed", true}}}));
@@ -266,7 +173,8 @@ TEST(ChatClientFakeOpenAI, MalformedDropsAndStalls) {
     EXPECT_NE(std::get<2>(g.retries.at(0)).find("first-byte timeout"), std::string::npos);
 
     // A stall after content: idle timeout, no retry.
-    s.script(json::array({{{"stall_after_chunks", 3}, {"stall_ms", 2000}, {"reply", "one two three four"}}}));
+    s.script(json::array(
+        {{{"stall_after_chunks", 3}, {"stall_ms", 2000}, {"reply", "one two three four"}}}));
     o.idle_timeout = 0.3;
     g = wait(ask(client, o, "stalled late"));
     EXPECT_FALSE(g.r.ok);
@@ -275,7 +183,7 @@ TEST(ChatClientFakeOpenAI, MalformedDropsAndStalls) {
 
 TEST(ChatClientFakeOpenAI, WrongKeyErrorNeverShowsTheKey) {
     FakeOpenAI s({"--require-key", "sk-right-key-0000"});
-    NEED_SERVER(s);
+    NEED_FAKE_OPENAI(s);
     EventLoop loop;
     ChatClient client(loop);
     ChatOptions o = opts(s);
@@ -292,11 +200,12 @@ TEST(ChatClientFakeOpenAI, WrongKeyErrorNeverShowsTheKey) {
 
 TEST(ChatClientFakeOpenAI, SixtyFourConcurrentConversations) {
     FakeOpenAI s({"--latency-ms", "2"});
-    NEED_SERVER(s);
+    NEED_FAKE_OPENAI(s);
     EventLoop loop;
     ChatClient client(loop);
     std::vector<std::future<Got>> fs;
-    for (int i = 0; i < 64; ++i) fs.push_back(ask(client, opts(s), "conversation number " + std::to_string(i)));
+    for (int i = 0; i < 64; ++i)
+        fs.push_back(ask(client, opts(s), "conversation number " + std::to_string(i)));
     for (int i = 0; i < 64; ++i) {
         Got g = wait(std::move(fs[i]));
         ASSERT_TRUE(g.r.ok) << i << ": " << g.r.error;

@@ -115,11 +115,17 @@ TEST(SseParser, UnterminatedEventAtEndIsDispatchedLeniently) {
 }
 
 TEST(SseParser, BomOnlyAtStartAndPartialBomIsText) {
-    EXPECT_EQ(datas(parse_all({"\xEF", "\xBB", "\xBF", "data: a\n\n"})), std::vector<std::string>{"a"});
+    EXPECT_EQ(datas(parse_all({"\xEF", "\xBB", "\xBF", "data: a\n\n"})),
+              std::vector<std::string>{"a"});
     // A lone BOM byte followed by other text is not a BOM: the line is a
     // field named "\xEFdata", ignored.
-    EXPECT_TRUE(parse_all({"\xEF" "data: a\n\n"}).empty());
-    EXPECT_EQ(datas(parse_all({"data: \xEF\xBB\xBF" "a\n\n"})), std::vector<std::string>{"\xEF\xBB\xBF" "a"});
+    EXPECT_TRUE(parse_all({"\xEF"
+                           "data: a\n\n"})
+                    .empty());
+    EXPECT_EQ(datas(parse_all({"data: \xEF\xBB\xBF"
+                               "a\n\n"})),
+              std::vector<std::string>{"\xEF\xBB\xBF"
+                                       "a"});
 }
 
 TEST(SseParser, OverlongLineFailsInsteadOfGrowing) {
@@ -127,9 +133,27 @@ TEST(SseParser, OverlongLineFailsInsteadOfGrowing) {
     std::vector<SseEvent> out;
     std::string big(1 << 20, 'x');
     bool ok = true;
-    for (size_t sent = 0; ok && sent <= SseParser::kMaxLine + big.size(); sent += big.size()) ok = p.feed(big, out);
+    for (size_t sent = 0; ok && sent <= SseParser::kMaxLine + big.size(); sent += big.size())
+        ok = p.feed(big, out);
     EXPECT_FALSE(ok);
     EXPECT_TRUE(p.failed());
     EXPECT_FALSE(p.feed("\n\ndata: x\n\n", out));
     EXPECT_TRUE(out.empty());
+}
+
+// llama.cpp's server writes "error: {json}" lines; they must not vanish as
+// an unknown field.
+TEST(SseParser, LlamaCppErrorLineIsAnErrorEvent) {
+    auto evs = parse_all({"data: {\"a\":1}\n\n", "error: {\"code\":500,\"message\":\"boom\"}\n\n"});
+    ASSERT_EQ(evs.size(), 2u);
+    EXPECT_EQ(evs[0].type, "");
+    EXPECT_EQ(evs[1].type, "error");
+    EXPECT_EQ(evs[1].data, "{\"code\":500,\"message\":\"boom\"}");
+}
+
+TEST(SseParser, NamedErrorEventKeepsItsData) {
+    auto evs = parse_all({"event: error\r\ndata: {\"message\":\"context too long\"}\r\n\r\n"});
+    ASSERT_EQ(evs.size(), 1u);
+    EXPECT_EQ(evs[0].type, "error");
+    EXPECT_EQ(evs[0].data, "{\"message\":\"context too long\"}");
 }
