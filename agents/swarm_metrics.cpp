@@ -38,22 +38,41 @@ void Swarm::init_metrics() {
     m_.published = must(
         r.gauge("swarmfs_topic_published", "Publications to an event topic so far.", {"topic"}));
     metrics_.add_collector([this] {
-        std::lock_guard lk(mu_);
-        std::map<std::string, double> states = {
-            {"idle", 0},    {"running", 0},          {"queued", 0},      {"stopped", 0},
-            {"crashed", 0}, {"budget exhausted", 0}, {"unconfigured", 0}};
-        for (auto& [n, a] : agents_) {
-            if (auto g = m_.queue->with({n})) (*g)->set(static_cast<double>(a->waiting()));
-            if (auto g = m_.running->with({n})) (*g)->set(a->running ? 1 : 0);
-            states[a->state()] += 1;
+        // Copy under the kernel's lock, publish after it: with 10,000 agents
+        // the gauge updates must not hold up every file system call.
+        struct Row {
+            std::string name, state;
+            double waiting;
+            bool running;
+        };
+        std::vector<Row> rows;
+        std::vector<std::pair<std::string, double>> published;
+        double busy, ready;
+        {
+            std::lock_guard lk(mu_);
+            rows.reserve(agents_.size());
+            for (auto& [n, a] : agents_)
+                rows.push_back({n, a->state(), static_cast<double>(a->waiting()), a->running});
+            for (auto& [t, topic] : topics_)
+                published.emplace_back(t, static_cast<double>(topic.published));
+            busy = running_turns_;
+            ready = static_cast<double>(ready_.size());
         }
-        for (auto& [s, count] : states)
-            if (auto g = m_.states->with({s})) (*g)->set(count);
+        std::map<std::string, double> states = {
+            {"idle", 0},    {"running", 0}, {"waiting", 0},          {"queued", 0},
+            {"stopped", 0}, {"crashed", 0}, {"budget exhausted", 0}, {"unconfigured", 0}};
+        for (auto& r : rows) {
+            if (auto g = m_.queue->with({r.name})) (*g)->set(r.waiting);
+            if (auto g = m_.running->with({r.name})) (*g)->set(r.running ? 1 : 0);
+            states[r.state] += 1;
+        }
+        for (auto& [st, count] : states)
+            if (auto g = m_.states->with({st})) (*g)->set(count);
         if (auto g = m_.workers->with({})) (*g)->set(opts_.workers);
-        if (auto g = m_.busy->with({})) (*g)->set(running_turns_);
-        if (auto g = m_.ready->with({})) (*g)->set(static_cast<double>(ready_.size()));
-        for (auto& [t, topic] : topics_)
-            if (auto g = m_.published->with({t})) (*g)->set(static_cast<double>(topic.published));
+        if (auto g = m_.busy->with({})) (*g)->set(busy);
+        if (auto g = m_.ready->with({})) (*g)->set(ready);
+        for (auto& [t, n] : published)
+            if (auto g = m_.published->with({t})) (*g)->set(n);
     });
 }
 
