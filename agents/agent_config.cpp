@@ -118,6 +118,13 @@ const std::map<std::string, KeyReader>& key_readers() {
              c.budget = v.get<int64_t>();
              return std::nullopt;
          }},
+        {"concurrency",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 1024)
+                 return bad("concurrency must be a whole number of turns at once, 1..1024");
+             c.concurrency = v.get<int>();
+             return std::nullopt;
+         }},
         {"turn_timeout",
          [](const json& v, AgentConfig& c) -> std::optional<Error> {
              if (!v.is_number() || v.get<double>() < 0)
@@ -207,6 +214,7 @@ nlohmann::json AgentConfig::to_json() const {
     if (priority != Priority::normal) j["priority"] = std::string(priority_name(priority));
     if (!subscribe.empty()) j["subscribe"] = subscribe;
     if (budget) j["budget"] = budget;
+    if (concurrency != 1) j["concurrency"] = concurrency;
     if (turn_timeout) j["turn_timeout"] = turn_timeout;
     if (max_restarts != 5 || restart_period != 30)
         j["restart"] = {{"max_restarts", max_restarts}, {"period", restart_period}};

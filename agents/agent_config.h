@@ -27,9 +27,12 @@ struct AgentConfig {
     Priority priority = Priority::normal;  // which ready work a free worker starts first
     std::vector<std::string> subscribe;    // event topics (events/TOPIC) that start turns
     int64_t budget = 0;                    // tokens (in + out) it may spend; 0: no limit
-    double turn_timeout = 0;               // seconds a turn may run; 0: no limit
-    int64_t max_restarts = 5;              // restart intensity: at most this many
-    double restart_period = 30;            // ... crashes in this many seconds
+    // Turns it may run at once. Inbox messages then run side by side; a
+    // conversation's messages still run one after another, in order.
+    int concurrency = 1;
+    double turn_timeout = 0;     // seconds a turn may run; 0: no limit
+    int64_t max_restarts = 5;    // restart intensity: at most this many
+    double restart_period = 30;  // ... crashes in this many seconds
 
     // EINVAL with a reason a user can act on ("config: exec must be ...").
     static Result<AgentConfig> parse(std::string_view text);

@@ -13,15 +13,18 @@ Result<std::shared_ptr<ExecProcess>> ExecProcess::start(EventLoop& loop, ExecSpe
     if (spec.argv.empty()) return make_error(EINVAL, "empty exec command");
     auto spawned = spawn(spec);
     if (!spawned) return spawned.error();
-    Spawned& s = *spawned;
+    return attach(loop, std::move(*spawned), std::move(spec.input), std::move(cb));
+}
 
+std::shared_ptr<ExecProcess> ExecProcess::attach(EventLoop& loop, Spawned s, std::string input,
+                                                 ExecCallbacks cb) {
     auto p = std::shared_ptr<ExecProcess>(new ExecProcess(loop, std::move(cb)));
     p->child_ = std::move(s.child);
     p->pidfd_ = std::move(s.pidfd);
     p->in_ = std::move(s.in);
     p->out_ = std::move(s.out);
     p->err_ = std::move(s.err);
-    p->input_ = std::move(spec.input);
+    p->input_ = std::move(input);
     p->arm();
     return p;
 }

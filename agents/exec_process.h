@@ -29,6 +29,10 @@ class ExecProcess : public std::enable_shared_from_this<ExecProcess> {
     // Must be called on the loop thread; callbacks run there too.
     static Result<std::shared_ptr<ExecProcess>> start(EventLoop& loop, ExecSpec spec,
                                                       ExecCallbacks cb);
+    // Takes over a child started elsewhere (spawn() on a worker thread); on
+    // the loop thread, like start().
+    static std::shared_ptr<ExecProcess> attach(EventLoop& loop, Spawned s, std::string input,
+                                               ExecCallbacks cb);
     ~ExecProcess();
     // Kills the whole process group; on_exit follows.
     void kill();

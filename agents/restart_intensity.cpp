@@ -24,6 +24,15 @@ int RestartIntensity::recent(Clock::time_point now) const {
                                           [&](auto t) { return now - t < period_; }));
 }
 
+void RestartIntensity::record_past(double at, double now) {
+    double ago = std::max(0.0, now - at);
+    auto when = Clock::now() -
+                std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(ago));
+    if (Clock::now() - when >= period_) return;
+    restarts_.push_back(when);
+    while (static_cast<int>(restarts_.size()) > max_) restarts_.pop_front();
+}
+
 void RestartIntensity::reset() { restarts_.clear(); }
 
 std::string RestartIntensity::status(Clock::time_point now, std::string_view reason) const {

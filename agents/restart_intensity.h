@@ -25,6 +25,10 @@ class RestartIntensity {
     bool allow_restart(Clock::time_point now);
     // Restarts within the period that ends at `now`.
     int recent(Clock::time_point now) const;
+    // A restart that happened at unix time `at`, read back from the log at
+    // unix time `now`: kept if it is still inside the window, so a server
+    // restarted in the middle of a crash loop does not start counting afresh.
+    void record_past(double at, double now);
     // Forgets the history: an explicit `restart` command gives a fresh start.
     void reset();
 

@@ -17,17 +17,6 @@ namespace swarmfs {
 
 using json = nlohmann::json;
 
-std::string Agent::state() const {
-    // A stopped agent says so at once, while its cancelled turn is still
-    // being killed.
-    if (stopped) return "stopped";
-    if (!crashed.empty()) return "crashed";
-    if (running) return rate_waiting ? "waiting" : "running";
-    if (budget_spent()) return "budget exhausted";
-    if (!queue.empty()) return config.runnable() ? "queued" : "unconfigured";
-    return "idle";
-}
-
 Status check_provider(const json& p) {
     if (!p.is_object()) return make_error(EINVAL, "must be an object");
     if (!p.contains("base_url") || !p["base_url"].is_string())
@@ -82,10 +71,13 @@ Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
                 opts.workers = v.get<int>();
             else if (k == "aging" && v.is_number() && v.get<double>() >= 0)
                 opts.aging = v.get<double>();
+            else if (k == "threads" && v.is_number_integer() && v.get<int>() >= 1 &&
+                     v.get<int>() <= 256)
+                opts.threads = v.get<int>();
             else
                 return make_error(EINVAL, path +
                                               ": scheduler: expected {\"workers\": 1.., "
-                                              "\"aging\": SECONDS}, got " +
+                                              "\"threads\": 1..256, \"aging\": SECONDS}, got " +
                                               k + "=" + v.dump());
         }
     }
@@ -153,6 +145,7 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
     s->started_ = now_seconds();
     if (auto st = s->replay(); !st) return st.error();
     s->loop_ = std::make_unique<EventLoop>();
+    s->pool_ = std::make_unique<WorkerPool>(WorkerPool::default_size(s->opts_.threads));
     s->tools_ = std::make_unique<ToolRegistry>(*s->loop_, s->opts_.workdir);
     if (!s->opts_.tools.empty()) {
         if (auto st = s->tools_->load(s->opts_.tools); !st)
@@ -177,6 +170,8 @@ Swarm::~Swarm() { shutdown(); }
 
 void Swarm::shutdown() {
     if (shut_down_.exchange(true)) return;
+    // The pool's jobs use the tools and the provider client: they finish first.
+    if (pool_) pool_->stop();
     // Model calls and tools end first; their turns stay unfinished in the log
     // (the callbacks see shut_down_) and run again at the next start.
     chat_.reset();
@@ -188,10 +183,9 @@ void Swarm::shutdown() {
         std::condition_variable cv;
         bool done = false;
         loop_->post([&] {
-            std::lock_guard lk(mu_);
-            for (auto& [n, a] : agents_) {
-                if (a->proc) a->proc->kill();
-                a->proc.reset();
+            for (auto& [id, t] : turns_) {
+                if (t->proc) t->proc->kill();
+                t->proc.reset();
             }
             std::lock_guard dl(m);
             done = true;
@@ -209,7 +203,6 @@ Status Swarm::replay() {
     replaying_ = true;
     auto st = log_->for_each(0, [this](const Event& e) {
         log_stream_->append(e.to_line());
-        std::lock_guard lk(mu_);
         apply(e, true);
     });
     replaying_ = false;
@@ -251,7 +244,6 @@ void Swarm::on_committed(const Event& e) {
         "conv_created",  "conv_routed",  "conv_closed",   "conv_vars",
         "conv_handoff",  "message",      "topic_created", "published"};
     if (!declared.count(e.kind)) return;
-    std::lock_guard lk(mu_);
     apply(e, false);
 }
 
@@ -264,21 +256,32 @@ Status Swarm::commit(const std::string& kind, json data) {
     return {};
 }
 
-Agent* Swarm::find_agent(const std::string& name) {
+std::shared_ptr<Agent> Swarm::agent_ptr(const std::string& name) const {
+    std::shared_lock lk(reg_mu_);
     auto it = agents_.find(name);
-    return it == agents_.end() ? nullptr : it->second.get();
+    return it == agents_.end() ? nullptr : it->second;
 }
-const Agent* Swarm::find_agent(const std::string& name) const {
-    auto it = agents_.find(name);
-    return it == agents_.end() ? nullptr : it->second.get();
-}
-Conversation* Swarm::find_conv(int64_t id) {
+
+std::shared_ptr<Conversation> Swarm::conv_ptr(int64_t id) const {
+    std::shared_lock lk(reg_mu_);
     auto it = convs_.find(id);
-    return it == convs_.end() ? nullptr : it->second.get();
+    return it == convs_.end() ? nullptr : it->second;
 }
-const Conversation* Swarm::find_conv(int64_t id) const {
-    auto it = convs_.find(id);
-    return it == convs_.end() ? nullptr : it->second.get();
+
+std::vector<std::shared_ptr<Agent>> Swarm::all_agents() const {
+    std::shared_lock lk(reg_mu_);
+    std::vector<std::shared_ptr<Agent>> all;
+    all.reserve(agents_.size());
+    for (auto& [n, a] : agents_) all.push_back(a);
+    return all;
+}
+
+std::vector<std::shared_ptr<Conversation>> Swarm::all_convs() const {
+    std::shared_lock lk(reg_mu_);
+    std::vector<std::shared_ptr<Conversation>> all;
+    all.reserve(convs_.size());
+    for (auto& [id, c] : convs_) all.push_back(c);
+    return all;
 }
 
 void Swarm::add_err_line(Agent& a, const std::string& line, double ts) {
@@ -294,20 +297,29 @@ void Swarm::refresh_conv(Conversation& c) {
             it = c.pending.erase(it);
             continue;
         }
-        const Agent* other = find_agent(it->first);
-        if (other && other->active()) live = true;
+        // Read without the other agent's lock (see Agent::busy): each agent
+        // publishes busy before refreshing its conversations, so the last
+        // refresh, under this conversation's lock, sees every change.
+        auto other = agent_ptr(it->first);
+        if (other && other->busy) live = true;
         ++it;
     }
     c.out->set_live(live);
 }
 
 void Swarm::refresh_streams(Agent& a) {
-    a.output->set_live(a.active());
+    bool active = a.active();
+    a.busy = active;
+    a.output->set_live(active);
     std::set<int64_t> ids;
     for (auto& m : a.queue)
         if (m.conv) ids.insert(m.conv);
-    for (int64_t id : ids)
-        if (Conversation* c = find_conv(id)) refresh_conv(*c);
+    for (int64_t id : ids) {
+        if (auto c = conv_ptr(id)) {
+            std::lock_guard lk(c->mu);
+            refresh_conv(*c);
+        }
+    }
 }
 
 static int64_t num(const json& d, const char* key) {
@@ -332,7 +344,10 @@ void Swarm::finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t
     a.tokens_in += t.tokens_in;
     a.tokens_out += t.tokens_out;
     a.changed = now_seconds();
-    Conversation* c = m.conv ? find_conv(m.conv) : nullptr;
+    auto cp = m.conv ? conv_ptr(m.conv) : nullptr;
+    std::unique_lock<std::mutex> cl;
+    if (cp) cl = std::unique_lock(cp->mu);
+    Conversation* c = cp.get();
     if (c) {
         if (replaying) c->out->append(t.output);
         c->tokens_in += t.tokens_in;
@@ -340,9 +355,12 @@ void Swarm::finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t
         c->changed = a.changed;
     }
     if (t.verdict == Verdict::retry || t.verdict == Verdict::retry_uncounted) {
-        // The message stays at the head of the queue for the next attempt.
-        for (auto& q : a.queue)
-            if (q.msg == m.msg && t.verdict == Verdict::retry) ++q.attempts;
+        // The message keeps its place in the queue for the next attempt.
+        for (auto& q : a.queue) {
+            if (q.msg != m.msg) continue;
+            q.turn = 0;
+            if (t.verdict == Verdict::retry) ++q.attempts;
+        }
         return;
     }
     if (c) {
@@ -369,131 +387,168 @@ void Swarm::finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t
             break;
         }
     }
-    if (c) refresh_conv(*c);
+    if (c) {
+        a.busy = a.active();
+        refresh_conv(*c);
+    }
 }
 
-// The reducer. With replaying=false only declarations arrive here (turns are
-// driven live by swarm_turns.cpp and logged as they end).
+// The reducer, on the log's writer thread (or at start, before anything
+// else runs). With replaying=false only declarations arrive here: turns are
+// driven live by swarm_turns.cpp and logged as they end. The scheduler and
+// running turns belong to the event loop, so what concerns them is posted.
 void Swarm::apply(const Event& e, bool replaying) {
     const json& d = e.data;
     const std::string agent = str(d, "agent");
     const std::string& k = e.kind;
     if (k == "agent_created") {
         auto cfg = AgentConfig::from_json(d.value("config", json::object()));
-        auto a = std::make_unique<Agent>();
+        auto a = std::make_shared<Agent>();
         a->name = agent;
         a->config = cfg ? *cfg : AgentConfig{};
         a->created = a->changed = e.ts;
-        a->key = ++agent_key_seq_;
-        agent_keys_[a->key] = agent;
         a->intensity = intensity_for(a->config);
-        for (auto& t : a->config.subscribe) topic(t, e.ts);
+        {
+            std::lock_guard tl(topics_mu_);
+            for (auto& t : a->config.subscribe) topic(t, e.ts);
+        }
+        std::unique_lock lk(reg_mu_);
+        a->key = ++agent_key_seq_;
         agents_[agent] = std::move(a);
     } else if (k == "agent_config") {
-        if (Agent* a = find_agent(agent)) {
+        auto a = agent_ptr(agent);
+        if (!a) return;
+        bool moved = false;
+        {
+            std::lock_guard lk(a->mu);
             if (auto cfg = AgentConfig::from_json(d.value("config", json::object()))) {
                 if (cfg->max_restarts != a->config.max_restarts ||
                     cfg->restart_period != a->config.restart_period)
                     a->intensity = intensity_for(*cfg);
-                // Work already waiting for a worker moves to its new class.
-                if (cfg->priority != a->config.priority) ready_.remove(a->key);
+                moved = cfg->priority != a->config.priority;
                 a->config = *cfg;
+                std::lock_guard tl(topics_mu_);
                 for (auto& t : a->config.subscribe) topic(t, e.ts);
             }
             a->changed = e.ts;
             refresh_streams(*a);
-            if (!replaying) loop_->post([this, agent] { schedule(agent); });
         }
+        if (!replaying)
+            loop_->post([this, agent, key = a->key, moved] {
+                // Work already waiting for a worker moves to its new class.
+                if (moved && ready_.remove(key)) ready_agents_.erase(key);
+                schedule(agent);
+            });
     } else if (k == "agent_removed") {
-        if (Agent* a = find_agent(agent)) {
-            a->queue.clear();
+        std::shared_ptr<Agent> a;
+        {
+            std::unique_lock lk(reg_mu_);
+            auto it = agents_.find(agent);
+            if (it == agents_.end()) return;
+            a = std::move(it->second);
+            agents_.erase(it);
+        }
+        {
+            std::lock_guard lk(a->mu);
+            a->removed = true;
             a->stopped = true;
-            set_running(*a, false);  // its turn, if any, is killed below and ignored
-            ready_.remove(a->key);
-            agent_keys_.erase(a->key);
-            forget_agent_metrics(agent);
+            a->queue.clear();
+            a->busy = false;
             a->output->set_live(false);
-            for (auto& [id, c] : convs_) {
-                if (!c->pending.count(agent)) continue;
-                c->pending.erase(agent);
-                refresh_conv(*c);
-            }
-            if (a->proc) {
-                auto proc = a->proc;
-                loop_->post([proc] { proc->kill(); });
-            }
-            agents_.erase(agent);
+        }
+        forget_agent_metrics(agent);
+        for (auto& c : all_convs()) {
+            std::lock_guard cl(c->mu);
+            if (!c->pending.count(agent)) continue;
+            c->pending.erase(agent);
+            refresh_conv(*c);
+        }
+        if (!replaying) {
+            loop_->post([this, key = a->key] {
+                if (ready_.remove(key)) ready_agents_.erase(key);
+            });
+            // Its running turns end now and are not recorded (see finish_turn).
+            cancel_agent_turns(agent, CancelKind::stop, "agent removed");
         }
     } else if (k == "agent_ctl") {
-        if (Agent* a = find_agent(agent)) {
+        auto a = agent_ptr(agent);
+        if (!a) return;
+        bool stopped;
+        {
+            std::lock_guard lk(a->mu);
             std::string cmd = str(d, "command");
-            a->stopped = cmd == "stop";
+            a->stopped = stopped = cmd == "stop";
             if (cmd == "restart") {  // a fresh start, also after giving up
                 a->crashed.clear();
                 a->intensity.reset();
             }
             a->changed = e.ts;
             refresh_streams(*a);
-            if (!replaying && !a->stopped) loop_->post([this, agent] { schedule(agent); });
         }
+        if (!replaying && !stopped) loop_->post([this, agent] { schedule(agent); });
     } else if (k == "topic_created") {
+        std::lock_guard tl(topics_mu_);
         topic(str(d, "topic"), e.ts);
     } else if (k == "published") {
+        std::lock_guard tl(topics_mu_);
         Topic& t = topic(str(d, "topic"), e.ts);
         t.stream->append(str(d, "text"));
         ++t.published;
         t.changed = e.ts;
     } else if (k == "conv_created") {
-        auto c = std::make_unique<Conversation>();
+        auto c = std::make_shared<Conversation>();
         c->id = num(d, "conv");
         c->created = c->changed = e.ts;
         conv_seq_ = std::max<int64_t>(conv_seq_, c->id);
+        std::unique_lock lk(reg_mu_);
         convs_[c->id] = std::move(c);
-    } else if (k == "conv_routed") {
-        if (Conversation* c = find_conv(num(d, "conv"))) {
-            c->agent = agent;
-            c->changed = e.ts;
-        }
-    } else if (k == "conv_vars") {
-        if (Conversation* c = find_conv(num(d, "conv"))) {
-            c->vars = d.value("vars", json::object());
-            c->changed = e.ts;
-        }
+    } else if (k == "conv_routed" || k == "conv_vars" || k == "conv_closed") {
+        auto c = conv_ptr(num(d, "conv"));
+        if (!c) return;
+        std::lock_guard cl(c->mu);
+        if (k == "conv_routed") c->agent = agent;
+        if (k == "conv_vars") c->vars = d.value("vars", json::object());
+        if (k == "conv_closed") c->closed = true;
+        c->changed = e.ts;
     } else if (k == "conv_handoff") {
-        if (Conversation* c = find_conv(num(d, "conv"))) {
-            std::string from = str(d, "from");
-            c->agent = str(d, "to");
-            c->transcript.push_back(
-                json({{"role", "handoff"}, {"from", from}, {"to", c->agent}}).dump());
-            c->changed = e.ts;
-            // The running turn of `from` on this conversation forwards its
-            // message to the new agent when it ends.
-            Agent* a = find_agent(from);
-            if (!replaying && a && a->running && !a->queue.empty() &&
-                a->queue.front().conv == c->id)
-                a->handoff_to = c->agent;
-        }
-    } else if (k == "conv_closed") {
-        if (Conversation* c = find_conv(num(d, "conv"))) {
-            c->closed = true;
+        auto c = conv_ptr(num(d, "conv"));
+        if (!c) return;
+        std::string from = str(d, "from"), to = str(d, "to");
+        {
+            std::lock_guard cl(c->mu);
+            c->agent = to;
+            c->transcript.push_back(json({{"role", "handoff"}, {"from", from}, {"to", to}}).dump());
             c->changed = e.ts;
         }
+        // The running turn of `from` on this conversation forwards its
+        // message to the new agent when it ends. The loop runs this before
+        // it learns that turn's child has exited: the handoff was written
+        // (and this posted) before the child went on to exit.
+        if (!replaying)
+            loop_->post([this, from, to, id = c->id] {
+                for (auto& [tid, t] : turns_)
+                    if (t->agent->name == from && t->msg.conv == id) t->handoff_to = to;
+            });
     } else if (k == "message") {
         msg_seq_ = std::max<int64_t>(msg_seq_, num(d, "msg"));
-        Agent* a = find_agent(agent);
+        auto a = agent_ptr(agent);
         if (!a) return;
         QueuedMessage m{num(d, "msg"), num(d, "conv"), str(d, "text"), 0, str(d, "topic"), e.ts};
         bool forwarded = d.contains("handoff_from");
         m.forwarded = forwarded;
-        if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
-            c->pending[agent]++;
-            // The user's message enters the transcript when its turn ends,
-            // so messages queued behind it never appear before its answer.
-            if (forwarded && !replaying && c->handoffs_in_flight > 0) --c->handoffs_in_flight;
-            c->changed = e.ts;
+        {
+            std::lock_guard lk(a->mu);
+            if (auto c = m.conv ? conv_ptr(m.conv) : nullptr) {
+                std::lock_guard cl(c->mu);
+                c->pending[agent]++;
+                // The user's message enters the transcript when its turn ends,
+                // so messages queued behind it never appear before its answer.
+                if (forwarded && !replaying && c->handoffs_in_flight > 0) --c->handoffs_in_flight;
+                c->changed = e.ts;
+            }
+            a->queue.push_back(std::move(m));
+            refresh_streams(*a);
         }
-        a->queue.push_back(std::move(m));
-        refresh_streams(*a);
         if (!replaying) loop_->post([this, agent] { schedule(agent); });
     } else if (!replaying) {
         return;
@@ -501,8 +556,9 @@ void Swarm::apply(const Event& e, bool replaying) {
         turn_seq_ = std::max<int64_t>(turn_seq_, num(d, "turn"));
     } else if (k == "turn_finished" || k == "turn_failed") {
         turn_seq_ = std::max<int64_t>(turn_seq_, num(d, "turn"));
-        Agent* a = find_agent(agent);
+        auto a = agent_ptr(agent);
         if (!a) return;
+        std::lock_guard lk(a->mu);
         int64_t msg = num(d, "msg");
         QueuedMessage m;
         bool queued = false;
@@ -541,14 +597,22 @@ void Swarm::apply(const Event& e, bool replaying) {
         finish_message(*a, m, t, true);
         refresh_streams(*a);
     } else if (k == "agent_restarted") {
-        if (Agent* a = find_agent(agent)) a->restarts = num(d, "restarts");
+        if (auto a = agent_ptr(agent)) {
+            std::lock_guard lk(a->mu);
+            a->restarts = num(d, "restarts");
+            // The restart intensity counts restarts in the last period of
+            // wall-clock time, across a restart of the server too.
+            a->intensity.record_past(e.ts, now_seconds());
+        }
     } else if (k == "agent_crashed") {
-        if (Agent* a = find_agent(agent)) {
+        if (auto a = agent_ptr(agent)) {
+            std::lock_guard lk(a->mu);
             a->crashed = str(d, "reason");
             a->last_error = "crashed: " + a->crashed;
         }
     } else if (k == "error") {
-        if (Agent* a = find_agent(agent)) {
+        if (auto a = agent_ptr(agent)) {
+            std::lock_guard lk(a->mu);
             add_err_line(*a, str(d, "message"), e.ts);
             a->last_error = str(d, "message");
         }
@@ -557,12 +621,10 @@ void Swarm::apply(const Event& e, bool replaying) {
 
 Error Swarm::report(const std::string& agent, Error e) {
     double ts = now_seconds();
-    {
-        std::lock_guard lk(mu_);
-        if (Agent* a = find_agent(agent)) {
-            add_err_line(*a, e.message, ts);
-            a->last_error = e.message;
-        }
+    if (auto a = agent.empty() ? nullptr : agent_ptr(agent)) {
+        std::lock_guard lk(a->mu);
+        add_err_line(*a, e.message, ts);
+        a->last_error = e.message;
     }
     json d = {{"message", e.message}, {"errno", e.code}};
     if (!agent.empty()) d["agent"] = agent;
@@ -577,7 +639,7 @@ Error Swarm::report(const std::string& agent, Error e) {
 // ---------------------------------------------------------------- agents
 
 std::vector<std::string> Swarm::agent_names() const {
-    std::lock_guard lk(mu_);
+    std::shared_lock lk(reg_mu_);
     std::vector<std::string> names;
     names.reserve(agents_.size());
     for (auto& [n, a] : agents_) names.push_back(n);
@@ -586,7 +648,7 @@ std::vector<std::string> Swarm::agent_names() const {
 }
 
 bool Swarm::has_agent(const std::string& name) const {
-    std::lock_guard lk(mu_);
+    std::shared_lock lk(reg_mu_);
     return agents_.count(name) > 0;
 }
 
@@ -609,10 +671,10 @@ Status Swarm::create_agent(const std::string& name, std::optional<json> config) 
 Status Swarm::remove_agent(const std::string& name, bool force) {
     std::lock_guard dl(declare_mu_);
     {
-        std::lock_guard lk(mu_);
-        const Agent* a = find_agent(name);
+        auto a = agent_ptr(name);
         if (!a) return make_error(ENOENT, "no agent " + name);
-        if (!force && !a->stopped && (a->running || !a->queue.empty()))
+        std::lock_guard lk(a->mu);
+        if (!force && !a->stopped && !a->queue.empty())
             return make_error(EBUSY, "agent " + name + " has " + std::to_string(a->queue.size()) +
                                          " message(s) queued or running; write stop to its ctl "
                                          "first");
@@ -621,9 +683,9 @@ Status Swarm::remove_agent(const std::string& name, bool force) {
 }
 
 Result<std::string> Swarm::config_text(const std::string& name) const {
-    std::lock_guard lk(mu_);
-    const Agent* a = find_agent(name);
+    auto a = agent_ptr(name);
     if (!a) return make_error(ENOENT, "no agent " + name);
+    std::lock_guard lk(a->mu);
     return a->config.to_text();
 }
 
@@ -642,9 +704,9 @@ Status Swarm::check_config_draft(const std::string& name, std::string_view text)
 }
 
 Result<std::string> Swarm::instructions(const std::string& name) const {
-    std::lock_guard lk(mu_);
-    const Agent* a = find_agent(name);
+    auto a = agent_ptr(name);
     if (!a) return make_error(ENOENT, "no agent " + name);
+    std::lock_guard lk(a->mu);
     return a->config.instructions;
 }
 
@@ -657,9 +719,9 @@ Status Swarm::update_config(const std::string& name,
     std::lock_guard dl(declare_mu_);
     AgentConfig cfg;
     {
-        std::lock_guard lk(mu_);
-        const Agent* a = find_agent(name);
+        auto a = agent_ptr(name);
         if (!a) return make_error(ENOENT, "no agent " + name);
+        std::lock_guard lk(a->mu);
         cfg = a->config;
     }
     edit(cfg);
@@ -688,9 +750,9 @@ Status Swarm::can_send(const std::string& name) {
     bool runnable;
     std::optional<Error> err;
     {
-        std::lock_guard lk(mu_);
-        const Agent* a = find_agent(name);
+        auto a = agent_ptr(name);
         if (!a) return make_error(ENOENT, "no agent " + name);
+        std::lock_guard lk(a->mu);
         runnable = a->config.runnable();
         if (auto e = budget_error(*a)) err = e;
     }
@@ -708,9 +770,9 @@ Status Swarm::send(const std::string& name, std::string text) {
 }
 
 Result<std::string> Swarm::agent_status(const std::string& name) const {
-    std::lock_guard lk(mu_);
-    const Agent* a = find_agent(name);
+    auto a = agent_ptr(name);
     if (!a) return make_error(ENOENT, "no agent " + name);
+    std::lock_guard lk(a->mu);
     std::string s;
     s += "state " + a->state() + "\n";
     s += "queue " + std::to_string(a->waiting()) + "\n";
@@ -735,9 +797,9 @@ Result<std::string> Swarm::agent_status(const std::string& name) const {
 }
 
 Result<std::string> Swarm::agent_ctl_text(const std::string& name) const {
-    std::lock_guard lk(mu_);
-    const Agent* a = find_agent(name);
+    auto a = agent_ptr(name);
     if (!a) return make_error(ENOENT, "no agent " + name);
+    std::lock_guard lk(a->mu);
     // The run state first, as the command that sets it; then what it shows.
     std::string s = a->stopped ? "stop\n" : "start\n";
     s += "state " + a->state() + "\n";
@@ -748,24 +810,23 @@ Result<std::string> Swarm::agent_ctl_text(const std::string& name) const {
 }
 
 Result<std::string> Swarm::agent_err(const std::string& name) const {
-    std::lock_guard lk(mu_);
-    const Agent* a = find_agent(name);
+    auto a = agent_ptr(name);
     if (!a) return make_error(ENOENT, "no agent " + name);
+    std::lock_guard lk(a->mu);
     std::string s;
     for (auto& l : a->err) s += l + "\n";
     return s;
 }
 
 std::shared_ptr<ByteStream> Swarm::agent_output(const std::string& name) const {
-    std::lock_guard lk(mu_);
-    const Agent* a = find_agent(name);
+    auto a = agent_ptr(name);
     return a ? a->output : nullptr;
 }
 
 Result<double> Swarm::agent_changed(const std::string& name) const {
-    std::lock_guard lk(mu_);
-    const Agent* a = find_agent(name);
+    auto a = agent_ptr(name);
     if (!a) return make_error(ENOENT, "no agent " + name);
+    std::lock_guard lk(a->mu);
     return std::max({a->changed, a->err_mtime, a->output->mtime()});
 }
 
@@ -785,30 +846,35 @@ Status Swarm::ctl(std::string_view commands) {
 }
 
 std::string Swarm::ctl_text() const {
-    std::lock_guard lk(mu_);
-    std::vector<const Agent*> sorted;
-    for (auto& [n, a] : agents_) sorted.push_back(a.get());
-    std::sort(sorted.begin(), sorted.end(),
-              [](const Agent* x, const Agent* y) { return x->name < y->name; });
+    auto sorted = all_agents();
+    std::sort(sorted.begin(), sorted.end(), [](auto& x, auto& y) { return x->name < y->name; });
     std::string s;
-    for (const Agent* a : sorted)
+    for (auto& a : sorted) {
+        std::lock_guard lk(a->mu);
         s += a->name + " " + a->state() + " " + std::to_string(a->waiting()) + " " +
              std::to_string(a->turns) + "\n";
+    }
     return s;
 }
 
 std::string Swarm::status_text() const {
-    std::lock_guard lk(mu_);
     size_t queued = 0, running = 0, turns = 0, failed = 0;
-    for (auto& [n, a] : agents_) {
+    auto agents = all_agents();
+    for (auto& a : agents) {
+        std::lock_guard lk(a->mu);
         queued += a->waiting();
-        running += a->running ? 1 : 0;
+        running += static_cast<size_t>(a->running);
         turns += a->turns;
         failed += a->failed;
     }
+    size_t convs;
+    {
+        std::shared_lock lk(reg_mu_);
+        convs = convs_.size();
+    }
     std::string s;
-    s += "agents " + std::to_string(agents_.size()) + "\n";
-    s += "conversations " + std::to_string(convs_.size()) + "\n";
+    s += "agents " + std::to_string(agents.size()) + "\n";
+    s += "conversations " + std::to_string(convs) + "\n";
     s += "queued " + std::to_string(queued) + "\n";
     s += "running " + std::to_string(running) + "\n";
     s += "turns " + std::to_string(turns) + "\n";
@@ -821,14 +887,17 @@ bool Swarm::wait_idle(double timeout_seconds) {
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(static_cast<int64_t>(timeout_seconds * 1000));
     while (std::chrono::steady_clock::now() < deadline) {
-        {
-            std::lock_guard lk(mu_);
-            bool busy = false;
-            for (auto& [n, a] : agents_) busy = busy || a->active();
-            // A handed-off message is between two agents until its event is applied.
-            for (auto& [id, c] : convs_) busy = busy || c->handoffs_in_flight > 0;
-            if (!busy) return true;
+        bool busy = false;
+        for (auto& a : all_agents()) {
+            std::lock_guard lk(a->mu);
+            busy = busy || a->active();
         }
+        // A handed-off message is between two agents until its event is applied.
+        for (auto& c : all_convs()) {
+            std::lock_guard lk(c->mu);
+            busy = busy || c->handoffs_in_flight > 0;
+        }
+        if (!busy) return true;
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return false;
@@ -843,23 +912,23 @@ Result<int64_t> Swarm::create_conversation() {
 }
 
 std::vector<int64_t> Swarm::conversation_ids() const {
-    std::lock_guard lk(mu_);
+    std::shared_lock lk(reg_mu_);
     std::vector<int64_t> ids;
     for (auto& [id, c] : convs_) ids.push_back(id);
     return ids;
 }
 
 bool Swarm::has_conversation(int64_t id) const {
-    std::lock_guard lk(mu_);
+    std::shared_lock lk(reg_mu_);
     return convs_.count(id) > 0;
 }
 
 Status Swarm::conv_ctl(int64_t id, std::string_view commands) {
     std::string agent;
     {
-        std::lock_guard lk(mu_);
-        const Conversation* c = find_conv(id);
+        auto c = conv_ptr(id);
         if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+        std::lock_guard lk(c->mu);
         agent = c->agent;
     }
     auto s = run_commands(conv_commands(id), commands);
@@ -870,9 +939,9 @@ Status Swarm::conv_ctl(int64_t id, std::string_view commands) {
 }
 
 Result<std::string> Swarm::conv_ctl_text(int64_t id) const {
-    std::lock_guard lk(mu_);
-    const Conversation* c = find_conv(id);
+    auto c = conv_ptr(id);
     if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    std::lock_guard lk(c->mu);
     std::string state = c->closed ? "closed" : (c->pending.empty() ? "idle" : "busy");
     return "id " + std::to_string(id) + "\nagent " + (c->agent.empty() ? "-" : c->agent) +
            "\nstate " + state + "\ntokens_in " + std::to_string(c->tokens_in) + "\ntokens_out " +
@@ -883,13 +952,19 @@ Result<std::string> Swarm::conv_target(int64_t id) {
     std::string agent;
     std::optional<Error> err;
     {
-        std::lock_guard lk(mu_);
-        const Conversation* c = find_conv(id);
+        auto c = conv_ptr(id);
         if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
-        agent = c->agent;
+        bool closed;
+        {
+            std::lock_guard lk(c->mu);
+            agent = c->agent;
+            closed = c->closed;
+        }
         std::string conv = "conversation " + std::to_string(id);
-        const Agent* a = agent.empty() ? nullptr : find_agent(agent);
-        if (c->closed)
+        auto a = agent.empty() ? nullptr : agent_ptr(agent);
+        std::unique_lock<std::mutex> al;
+        if (a) al = std::unique_lock(a->mu);
+        if (closed)
             err = make_error(EPIPE, conv + " is closed");
         else if (agent.empty())
             err = make_error(EDESTADDRREQ, conv + " has no agent: write \"agent NAME\" to its ctl");
@@ -917,22 +992,21 @@ Status Swarm::conv_send(int64_t id, std::string text) {
 }
 
 std::shared_ptr<ByteStream> Swarm::conv_out(int64_t id) const {
-    std::lock_guard lk(mu_);
-    const Conversation* c = find_conv(id);
+    auto c = conv_ptr(id);
     return c ? c->out : nullptr;
 }
 
 Result<std::string> Swarm::conv_agent(int64_t id) const {
-    std::lock_guard lk(mu_);
-    const Conversation* c = find_conv(id);
+    auto c = conv_ptr(id);
     if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    std::lock_guard lk(c->mu);
     return c->agent.empty() ? std::string() : c->agent + "\n";
 }
 
 Result<std::string> Swarm::conv_context(int64_t id) const {
-    std::lock_guard lk(mu_);
-    const Conversation* c = find_conv(id);
+    auto c = conv_ptr(id);
     if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    std::lock_guard lk(c->mu);
     std::string s;
     for (auto& l : c->transcript) s += l + "\n";
     return s;
@@ -946,18 +1020,18 @@ Status check_vars(const json& j) {
 }  // namespace
 
 Result<std::string> Swarm::conv_vars(int64_t id) const {
-    std::lock_guard lk(mu_);
-    const Conversation* c = find_conv(id);
+    auto c = conv_ptr(id);
     if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    std::lock_guard lk(c->mu);
     return c->vars.dump(2) + "\n";
 }
 
 Status Swarm::set_conv_vars(int64_t id, std::string_view text) {
     std::string agent;
     {
-        std::lock_guard lk(mu_);
-        const Conversation* c = find_conv(id);
+        auto c = conv_ptr(id);
         if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+        std::lock_guard lk(c->mu);
         agent = c->agent;
     }
     auto j = parse_json_document(text, "conv " + std::to_string(id) + " vars", check_vars);
@@ -970,8 +1044,10 @@ Status Swarm::check_vars_draft(int64_t id, std::string_view text) {
     if (!s) {
         std::string agent;
         {
-            std::lock_guard lk(mu_);
-            if (const Conversation* c = find_conv(id)) agent = c->agent;
+            if (auto c = conv_ptr(id)) {
+                std::lock_guard lk(c->mu);
+                agent = c->agent;
+            }
         }
         return report(agent, s.error());
     }
@@ -979,9 +1055,9 @@ Status Swarm::check_vars_draft(int64_t id, std::string_view text) {
 }
 
 Result<double> Swarm::conv_changed(int64_t id) const {
-    std::lock_guard lk(mu_);
-    const Conversation* c = find_conv(id);
+    auto c = conv_ptr(id);
     if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
+    std::lock_guard lk(c->mu);
     return std::max(c->changed, c->out->mtime());
 }
 

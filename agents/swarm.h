@@ -9,6 +9,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "agents/restart_intensity.h"
 #include "agents/token_bucket.h"
 #include "agents/tools/tool_registry.h"
+#include "agents/worker_pool.h"
 #include "vault/event_log.h"
 
 namespace swarmfs {
@@ -36,6 +38,7 @@ struct SwarmOptions {
     nlohmann::json providers = nlohmann::json::object();  // name -> {base_url, api_key_env, ...}
     nlohmann::json tools = nlohmann::json::object();      // the swarm file's tools section
     int workers = 64;  // turns that may run at once (slots, not threads)
+    int threads = 0;   // the worker pool for CPU work; 0: one per core, 2..8
     double aging = 5;  // seconds of waiting that lift ready work one priority class
     // Supervisor groups: {NAME: {"strategy": "one_for_all", "agents": [...]}}.
     nlohmann::json supervisors = nlohmann::json::object();
@@ -141,36 +144,49 @@ class Swarm {
     Result<std::string> conv_target(int64_t id);
     Status declare_agents();
 
-    // turns (swarm_turns.cpp), all on the loop thread
+    // The registry (a leaf lock: copies out a pointer, takes no other lock).
+    std::shared_ptr<Agent> agent_ptr(const std::string& name) const;
+    std::shared_ptr<Conversation> conv_ptr(int64_t id) const;
+    std::vector<std::shared_ptr<Agent>> all_agents() const;
+    std::vector<std::shared_ptr<Conversation>> all_convs() const;
+
+    // scheduling (swarm_scheduler.cpp), on the loop thread
     void schedule(const std::string& name);
     void schedule_all();  // at start: every ready agent, by priority
-    void start_turn(Agent& a);
-    void on_turn_stdout(const std::string& name, int64_t turn, std::string_view data);
-    void on_turn_stderr(const std::string& name, int64_t turn, std::string_view data);
-    void finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason);
+    void dispatch();
+    // Starts a turn on the agent's next message; false if it had none to start.
+    bool start_turn(const std::shared_ptr<Agent>& a);
+    // turns (swarm_turns.cpp), on the loop thread
+    Turn* live_turn(int64_t id);
+    void start_exec_turn(Turn& t);
+    void on_spawned(int64_t turn, std::shared_ptr<Result<Spawned>> spawned);
+    void on_turn_stdout(Turn& t, std::string_view data);
+    void on_turn_stderr(Turn& t, std::string_view data);
+    void finish_turn(int64_t turn, bool ok, std::string reason);
     // Runs a callback of a running turn; an exception crashes that turn.
-    void in_turn(const std::string& name, int64_t turn, const std::function<void()>& fn);
-    void cancel_turn(Agent& a, CancelKind kind, const std::string& reason);
+    void in_turn(int64_t turn, const std::function<void(Turn&)>& fn);
+    void cancel_turn(Turn& t, CancelKind kind, const std::string& reason);
+    // Every running turn of the agent (from any thread: posted to the loop).
+    void cancel_agent_turns(const std::string& agent, CancelKind kind, const std::string& reason);
     // model turns (swarm_model_turns.cpp)
-    void start_model_turn(Agent& a);
-    void call_model(Agent& a);
-    void on_model_done(const std::string& name, int64_t turn, const ChatResult& r);
-    void on_tool_done(const std::string& name, int64_t turn, size_t index, ToolResult r);
-    nlohmann::json model_context(const Agent& a, const QueuedMessage& m) const;
+    void call_model(Turn& t);
+    void send_model_request(int64_t turn, nlohmann::json messages, nlohmann::json tools);
+    void on_model_done(int64_t turn, const ChatResult& r);
+    void on_tool_done(int64_t turn, size_t index, ToolResult r);
+    // Built on a worker thread from copies: the turn itself is the loop's.
+    nlohmann::json model_context(const AgentConfig& c, const QueuedMessage& m,
+                                 const nlohmann::json& turn_messages) const;
+    nlohmann::json model_tools(const AgentConfig& c) const;
     Status check_references(const AgentConfig& c) const;
     Result<ChatOptions> provider_options(const AgentConfig& c) const;
 
-    // helpers, with mu_ held
-    Agent* find_agent(const std::string& name);
-    const Agent* find_agent(const std::string& name) const;
-    Conversation* find_conv(int64_t id);
-    const Conversation* find_conv(int64_t id) const;
-    void refresh_streams(Agent& a);
-    void refresh_conv(Conversation& c);
-    void add_err_line(Agent& a, const std::string& line, double ts);
-    Topic& topic(const std::string& name, double ts);  // made on first use
+    // helpers; the comment says which lock the caller holds
+    void refresh_streams(Agent& a);                                   // a.mu
+    void refresh_conv(Conversation& c);                               // c.mu
+    void add_err_line(Agent& a, const std::string& line, double ts);  // a.mu
+    Topic& topic(const std::string& name, double ts);  // topics_mu_; made on first use
     // How the supervisor settles a turn: done (finished, or failed for good:
-    // a stop), retry (the message stays at the head of the queue), park (it
+    // a stop), retry (the message waits for the next attempt), park (it
     // crashed twice: failed for good, and said so).
     enum class Verdict { done, retry, retry_uncounted, park };
     struct TurnRecord {
@@ -180,14 +196,15 @@ class Swarm {
         int64_t tokens_in = 0, tokens_out = 0;
         Verdict verdict = Verdict::done;
     };
-    // supervision (swarm_supervisor.cpp), with mu_ held
-    Verdict supervise_locked(Agent& a, const QueuedMessage& m, const std::string& reason, double ts,
-                             std::vector<Event>& events);
-    // scheduling (swarm_scheduler.cpp), with mu_ held
-    void dispatch_locked();
+    // supervision (swarm_supervisor.cpp), with a.mu held; the one_for_all
+    // siblings to restart are returned in `regroup`, for the caller to
+    // cancel once it has let go of a.mu.
+    Verdict supervise_locked(Agent& a, const QueuedMessage& m, CancelKind cancelled,
+                             const std::string& reason, double ts, std::vector<Event>& events,
+                             std::vector<std::pair<std::string, std::string>>& regroup);
     static RestartIntensity intensity_for(const AgentConfig& c);
-    void set_running(Agent& a, bool running);
-    void finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t, bool replaying);
+    void finish_message(Agent& a, const QueuedMessage& m, const TurnRecord& t,
+                        bool replaying);  // a.mu
 
     // command tables (swarm_commands.cpp)
     CommandTable swarm_commands();
@@ -197,6 +214,7 @@ class Swarm {
     SwarmOptions opts_;
     std::unique_ptr<EventLog> log_;
     std::unique_ptr<EventLoop> loop_;
+    std::unique_ptr<WorkerPool> pool_;  // CPU work: spawning, building model requests
     std::unique_ptr<ToolRegistry> tools_;
     std::unique_ptr<ChatClient> chat_;
     // Per-provider rate limits (rpm, tpm), shared by every agent on it.
@@ -204,32 +222,41 @@ class Swarm {
     std::shared_ptr<ByteStream> log_stream_ = std::make_shared<ByteStream>(true);
     double started_ = 0;
 
-    mutable std::mutex mu_;  // agents_, convs_ and everything inside them
-    std::unordered_map<std::string, std::unique_ptr<Agent>> agents_;
-    std::map<int64_t, std::unique_ptr<Conversation>> convs_;
+    // Which agents, conversations and topics exist. There is no lock over
+    // the kernel's state as a whole: each agent and conversation has its own
+    // (agent.h gives the order), and these maps are only looked up under them.
+    mutable std::shared_mutex reg_mu_;
+    std::unordered_map<std::string, std::shared_ptr<Agent>> agents_;
+    std::map<int64_t, std::shared_ptr<Conversation>> convs_;
+    uint64_t agent_key_seq_ = 0;
+    mutable std::mutex topics_mu_;  // topics_ and what is in them; a leaf
     std::map<std::string, Topic> topics_;
     // Serializes check-then-commit for declarations (agents, config, ctl) so
-    // two racing writers cannot both pass validation. Never held with mu_.
+    // two racing writers cannot both pass validation. Taken before any other.
     std::mutex declare_mu_;
 
     // metrics (swarm_metrics.cpp)
     void init_metrics();
     void forget_agent_metrics(const std::string& name);
-    void count_turn_locked(const Agent& a, bool ok, int64_t tokens_in, int64_t tokens_out);
-    void count_start_locked(const Agent& a, const QueuedMessage& m);
-    void count_restart_locked(const Agent& a);
+    void count_turn(const std::string& agent, double seconds, bool ok, int64_t tokens_in,
+                    int64_t tokens_out);
+    void count_start(const std::string& agent, const QueuedMessage& m);
+    void count_restart(const std::string& agent);
     mutable MetricsRegistry metrics_;
     struct {
         CounterFamily *turns = nullptr, *tokens = nullptr, *restarts = nullptr;
         HistogramFamily *turn_seconds = nullptr, *wait_seconds = nullptr;
         GaugeFamily *queue = nullptr, *running = nullptr, *states = nullptr, *workers = nullptr,
-                    *busy = nullptr, *ready = nullptr, *published = nullptr;
+                    *busy = nullptr, *ready = nullptr, *published = nullptr, *threads = nullptr;
     } m_;
 
-    ReadyQueue ready_;  // agents ready for a worker (guarded by mu_)
-    std::unordered_map<uint64_t, std::string> agent_keys_;
-    uint64_t agent_key_seq_ = 0;
-    int running_turns_ = 0;
+    // The scheduler's and the turns' state: owned by the event loop thread.
+    ReadyQueue ready_;  // agents ready for a worker
+    std::unordered_map<uint64_t, std::shared_ptr<Agent>> ready_agents_;
+    std::unordered_map<int64_t, std::shared_ptr<Turn>> turns_;
+    // Mirrors for readers on other threads (metrics, status).
+    std::atomic<int> running_turns_{0};
+    std::atomic<size_t> ready_size_{0};
 
     std::atomic<int64_t> msg_seq_{0}, turn_seq_{0}, conv_seq_{0};
     std::atomic<bool> replaying_{false};

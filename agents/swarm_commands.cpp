@@ -105,18 +105,16 @@ CommandTable Swarm::agent_commands(const std::string& name) {
     };
     auto stop = [this, name, set_run_state]() -> Status {
         if (auto s = set_run_state("stop"); !s) return s;
-        {
-            std::lock_guard lk(mu_);
-            if (Agent* a = find_agent(name)) cancel_turn(*a, CancelKind::stop, "stopped by ctl");
-        }
-        // The write returns once the cancelled turn has ended and is recorded,
-        // so what `stop` did is visible in status, err and log right after.
+        cancel_agent_turns(name, CancelKind::stop, "stopped by ctl");
+        // The write returns once the cancelled turns have ended and are
+        // recorded, so what `stop` did is visible in status, err and log right after.
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
         while (std::chrono::steady_clock::now() < deadline) {
-            {
-                std::lock_guard lk(mu_);
-                const Agent* a = find_agent(name);
-                if (!a || !a->running) break;
+            if (auto a = agent_ptr(name)) {
+                std::lock_guard lk(a->mu);
+                if (a->running == 0) break;
+            } else {
+                break;
             }
             std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
@@ -168,14 +166,17 @@ CommandTable Swarm::conv_commands(int64_t id) {
              std::lock_guard dl(declare_mu_);
              std::string from;
              {
-                 std::lock_guard lk(mu_);
-                 const Conversation* c = find_conv(id);
+                 auto c = conv_ptr(id);
                  if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
-                 from = c->agent;
-                 const Agent* src = find_agent(from);
+                 {
+                     std::lock_guard cl(c->mu);
+                     from = c->agent;
+                 }
+                 auto src = from.empty() ? nullptr : agent_ptr(from);
                  if (!src)
                      return make_error(EDESTADDRREQ, "conversation has no agent to hand off from");
-                 if (!find_agent(to)) return make_error(ENOENT, "no agent " + to);
+                 if (!agent_ptr(to)) return make_error(ENOENT, "no agent " + to);
+                 std::lock_guard lk(src->mu);
                  const auto& allowed = src->config.handoffs;
                  if (std::find(allowed.begin(), allowed.end(), to) == allowed.end()) {
                      std::string list;

@@ -3,6 +3,8 @@
 // close that sent it returns), so every subscriber runs it, in parallel, as
 // its own turn, or none does. Reading is the topic's stream: every payload so
 // far, then waiting for more, as `log` does.
+#include <algorithm>
+
 #include "agents/swarm.h"
 
 namespace swarmfs {
@@ -16,14 +18,14 @@ Topic& Swarm::topic(const std::string& name, double ts) {
 }
 
 std::vector<std::string> Swarm::topic_names() const {
-    std::lock_guard lk(mu_);
+    std::lock_guard lk(topics_mu_);
     std::vector<std::string> names;
     for (auto& [n, t] : topics_) names.push_back(n);
     return names;
 }
 
 bool Swarm::has_topic(const std::string& name) const {
-    std::lock_guard lk(mu_);
+    std::lock_guard lk(topics_mu_);
     return topics_.count(name) > 0;
 }
 
@@ -47,13 +49,12 @@ Status Swarm::publish(const std::string& name, std::string text) {
     std::vector<Event> batch;
     double ts = now_seconds();
     std::vector<std::string> subscribers;
-    {
-        std::lock_guard lk(mu_);
-        for (auto& [n, a] : agents_) {
-            const auto& subs = a->config.subscribe;
-            if (std::find(subs.begin(), subs.end(), name) != subs.end()) subscribers.push_back(n);
-        }
+    for (auto& a : all_agents()) {
+        std::lock_guard lk(a->mu);
+        const auto& subs = a->config.subscribe;
+        if (std::find(subs.begin(), subs.end(), name) != subs.end()) subscribers.push_back(a->name);
     }
+    std::sort(subscribers.begin(), subscribers.end());
     Event pub;
     pub.kind = "published";
     pub.ts = ts;
@@ -71,13 +72,13 @@ Status Swarm::publish(const std::string& name, std::string text) {
 }
 
 std::shared_ptr<ByteStream> Swarm::topic_stream(const std::string& name) const {
-    std::lock_guard lk(mu_);
+    std::lock_guard lk(topics_mu_);
     auto it = topics_.find(name);
     return it == topics_.end() ? nullptr : it->second.stream;
 }
 
 Result<Stamp> Swarm::topic_stamp(const std::string& name) const {
-    std::lock_guard lk(mu_);
+    std::lock_guard lk(topics_mu_);
     auto it = topics_.find(name);
     if (it == topics_.end()) return make_error(ENOENT, "no topic " + name);
     return Stamp{it->second.stream->size(),

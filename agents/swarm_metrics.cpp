@@ -33,6 +33,8 @@ void Swarm::init_metrics() {
         must(r.gauge("swarmfs_agents", "Agents by state (idle, running, queued, ...).", {"state"}));
     m_.workers = must(r.gauge("swarmfs_workers", "Turn slots: the configured pool size."));
     m_.busy = must(r.gauge("swarmfs_workers_busy", "Turn slots in use."));
+    m_.threads = must(r.gauge("swarmfs_worker_threads",
+                              "Threads of the pool that starts processes and builds requests."));
     m_.ready = must(
         r.gauge("swarmfs_ready_queue_depth", "Agents ready to run, waiting for a free worker."));
     m_.published = must(
@@ -43,32 +45,37 @@ void Swarm::init_metrics() {
         struct Row {
             std::string name, state;
             double waiting;
-            bool running;
+            int running;
         };
         std::vector<Row> rows;
         std::vector<std::pair<std::string, double>> published;
         double busy, ready;
         {
-            std::lock_guard lk(mu_);
-            rows.reserve(agents_.size());
-            for (auto& [n, a] : agents_)
-                rows.push_back({n, a->state(), static_cast<double>(a->waiting()), a->running});
+            auto agents = all_agents();
+            rows.reserve(agents.size());
+            for (auto& a : agents) {
+                std::lock_guard lk(a->mu);
+                rows.push_back(
+                    {a->name, a->state(), static_cast<double>(a->waiting()), a->running});
+            }
+            std::lock_guard tl(topics_mu_);
             for (auto& [t, topic] : topics_)
                 published.emplace_back(t, static_cast<double>(topic.published));
             busy = running_turns_;
-            ready = static_cast<double>(ready_.size());
+            ready = static_cast<double>(ready_size_.load());
         }
         std::map<std::string, double> states = {
             {"idle", 0},    {"running", 0}, {"waiting", 0},          {"queued", 0},
             {"stopped", 0}, {"crashed", 0}, {"budget exhausted", 0}, {"unconfigured", 0}};
         for (auto& r : rows) {
             if (auto g = m_.queue->with({r.name})) (*g)->set(r.waiting);
-            if (auto g = m_.running->with({r.name})) (*g)->set(r.running ? 1 : 0);
+            if (auto g = m_.running->with({r.name})) (*g)->set(r.running);
             states[r.state] += 1;
         }
         for (auto& [st, count] : states)
             if (auto g = m_.states->with({st})) (*g)->set(count);
         if (auto g = m_.workers->with({})) (*g)->set(opts_.workers);
+        if (auto g = m_.threads->with({})) (*g)->set(pool_ ? pool_->size() : 0);
         if (auto g = m_.busy->with({})) (*g)->set(busy);
         if (auto g = m_.ready->with({})) (*g)->set(ready);
         for (auto& [t, n] : published)
@@ -81,23 +88,24 @@ void Swarm::forget_agent_metrics(const std::string& name) {
     m_.running->remove({name});
 }
 
-void Swarm::count_turn_locked(const Agent& a, bool ok, int64_t tokens_in, int64_t tokens_out) {
-    if (auto c = m_.turns->with({a.name, ok ? "ok" : "failed"})) (*c)->inc();
-    if (auto h = m_.turn_seconds->with({a.name})) (*h)->observe(now_seconds() - a.turn_began);
+void Swarm::count_turn(const std::string& agent, double seconds, bool ok, int64_t tokens_in,
+                       int64_t tokens_out) {
+    if (auto c = m_.turns->with({agent, ok ? "ok" : "failed"})) (*c)->inc();
+    if (auto h = m_.turn_seconds->with({agent})) (*h)->observe(seconds);
     if (tokens_in)
-        if (auto c = m_.tokens->with({a.name, "in"})) (*c)->inc(static_cast<double>(tokens_in));
+        if (auto c = m_.tokens->with({agent, "in"})) (*c)->inc(static_cast<double>(tokens_in));
     if (tokens_out)
-        if (auto c = m_.tokens->with({a.name, "out"})) (*c)->inc(static_cast<double>(tokens_out));
+        if (auto c = m_.tokens->with({agent, "out"})) (*c)->inc(static_cast<double>(tokens_out));
 }
 
-void Swarm::count_start_locked(const Agent& a, const QueuedMessage& m) {
+void Swarm::count_start(const std::string& agent, const QueuedMessage& m) {
     if (m.queued_at > 0)
-        if (auto h = m_.wait_seconds->with({a.name}))
+        if (auto h = m_.wait_seconds->with({agent}))
             (*h)->observe(std::max(0.0, now_seconds() - m.queued_at));
 }
 
-void Swarm::count_restart_locked(const Agent& a) {
-    if (auto c = m_.restarts->with({a.name})) (*c)->inc();
+void Swarm::count_restart(const std::string& agent) {
+    if (auto c = m_.restarts->with({agent})) (*c)->inc();
 }
 
 std::string Swarm::metrics_text() const { return metrics_.render(); }

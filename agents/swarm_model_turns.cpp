@@ -100,10 +100,17 @@ Result<ChatOptions> Swarm::provider_options(const AgentConfig& c) const {
     return o;
 }
 
-json Swarm::model_context(const Agent& a, const QueuedMessage& m) const {
+json Swarm::model_context(const AgentConfig& cfg, const QueuedMessage& m,
+                          const json& turn_messages) const {
     std::vector<json> history;
-    if (const Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
-        for (auto& line : c->transcript) {
+    std::vector<std::string> transcript;
+    if (auto c = m.conv ? conv_ptr(m.conv) : nullptr) {
+        std::lock_guard lk(c->mu);
+        transcript = c->transcript;
+    }
+    if (m.conv) {
+        // Parsed from a copy, so a long conversation does not hold its lock.
+        for (auto& line : transcript) {
             json e = json::parse(line, nullptr, false);
             if (e.is_discarded()) continue;
             if (auto w = wire_message(e)) history.push_back(std::move(*w));
@@ -114,15 +121,15 @@ json Swarm::model_context(const Agent& a, const QueuedMessage& m) const {
     } else {
         history.push_back({{"role", "user"}, {"content", m.text}});
     }
-    for (auto& e : a.turn_messages)
+    for (auto& e : turn_messages)
         if (auto w = wire_message(e)) history.push_back(std::move(*w));
 
     // Keep the system prompt and the latest exchanges: drop whole exchanges
     // (a user message and what answered it), oldest first, until it fits.
     json system;
-    int64_t budget = a.config.context_window;
-    if (!a.config.instructions.empty()) {
-        system = {{"role", "system"}, {"content", a.config.instructions}};
+    int64_t budget = cfg.context_window;
+    if (!cfg.instructions.empty()) {
+        system = {{"role", "system"}, {"content", cfg.instructions}};
         budget -= estimate_tokens(system);
     }
     int64_t total = 0;
@@ -141,80 +148,89 @@ json Swarm::model_context(const Agent& a, const QueuedMessage& m) const {
     return out;
 }
 
-void Swarm::start_model_turn(Agent& a) { call_model(a); }
-
-void Swarm::call_model(Agent& a) {
-    const std::string name = a.name;
-    const int64_t turn = a.turn;
-    auto opts = provider_options(a.config);
-    if (!opts) {
-        std::string why = opts.error().message;
-        loop_->post([this, name, turn, why] { finish_turn(name, turn, false, why); });
-        return;
-    }
+json Swarm::model_tools(const AgentConfig& cfg) const {
     json tools = json::array();
-    for (auto& t : a.config.tools)
+    for (auto& t : cfg.tools)
         if (auto tool = tools_->get(t)) tools.push_back(openai_tool_json(tool->spec()));
-    for (auto& h : a.config.handoffs) {
-        const Agent* target = find_agent(h);
-        std::string about = target && !target->config.description.empty()
-                                ? target->config.description
-                                : "continues this conversation";
+    for (auto& h : cfg.handoffs) {
+        std::string about = "continues this conversation";
+        if (auto target = agent_ptr(h)) {
+            std::lock_guard lk(target->mu);
+            if (!target->config.description.empty()) about = target->config.description;
+        }
         tools.push_back({{"type", "function"},
                          {"function",
                           {{"name", kTransfer + h},
                            {"description", "Hand the conversation to agent " + h + ": " + about},
                            {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}});
     }
-    if (!a.turn_events.empty()) log_->post(std::exchange(a.turn_events, {}));
-    json messages = model_context(a, a.queue.front());
+    return tools;
+}
+
+void Swarm::call_model(Turn& t) {
+    if (!t.events.empty()) log_->post(std::exchange(t.events, {}));
+    // Building the request (parsing the transcript, trimming it to the
+    // window) is a worker's job, from copies; the turn stays the loop's.
+    pool_->submit([this, id = t.id, cfg = t.config, msg = t.msg, done = t.messages] {
+        json messages = model_context(cfg, msg, done);
+        json tools = model_tools(cfg);
+        loop_->post([this, id, messages = std::move(messages), tools = std::move(tools)] {
+            send_model_request(id, messages, tools);
+        });
+    });
+}
+
+void Swarm::send_model_request(int64_t id, json messages, json tools) {
+    Turn* t = live_turn(id);
+    // A turn cancelled while its request was being built has ended already.
+    if (!t || shut_down_ || t->cancel_kind != CancelKind::none) return;
+    auto opts = provider_options(t->config);
+    if (!opts) return finish_turn(id, false, opts.error().message);
+    Agent& a = *t->agent;
     // The provider's rate limits: the turn waits for capacity (holding its
     // worker, no thread) rather than failing; status says it is waiting.
     uint64_t estimate = 0;
     for (auto& m : messages) estimate += static_cast<uint64_t>(estimate_tokens(m));
-    if (auto lim = limiters_.find(a.config.provider); lim != limiters_.end()) {
+    if (auto lim = limiters_.find(t->config.provider); lim != limiters_.end()) {
         auto wait = lim->second->acquire(estimate, std::chrono::steady_clock::now());
         if (wait.count() > 0) {
-            if (!a.rate_waiting) {
+            if (!t->rate_waiting) {
                 Event e;
                 e.kind = "rate_limited";
-                e.data = {{"agent", name}, {"turn", turn}, {"provider", a.config.provider}};
+                e.data = {{"agent", a.name},
+                          {"turn", id},
+                          {"msg", t->msg.msg},
+                          {"provider", t->config.provider}};
                 log_->post({std::move(e)});
+                t->rate_waiting = true;
+                std::lock_guard lk(a.mu);
+                ++a.rate_waiting;
             }
-            a.rate_waiting = true;
-            refresh_streams(a);
             double secs = std::chrono::duration<double>(wait).count();
-            loop_->after(secs, [this, name, turn] {
-                std::lock_guard lk(mu_);
-                Agent* x = find_agent(name);
-                if (!x || !x->running || x->turn != turn || shut_down_) return;
-                if (!x->cancel_reason.empty()) {
-                    x->rate_waiting = false;
-                    loop_->post([this, name, turn, why = x->cancel_reason] {
-                        finish_turn(name, turn, false, why);
-                    });
-                    return;
-                }
-                call_model(*x);
-            });
+            loop_->after(secs,
+                         [this, id, messages = std::move(messages), tools = std::move(tools)] {
+                             send_model_request(id, messages, tools);
+                         });
             return;
         }
-        a.rate_estimate = estimate;
+        t->rate_estimate = estimate;
     }
-    a.rate_waiting = false;
-    a.call = chat_->start(
+    if (t->rate_waiting) {
+        t->rate_waiting = false;
+        std::lock_guard lk(a.mu);
+        --a.rate_waiting;
+    }
+    t->call = chat_->start(
         std::move(*opts), std::move(messages), std::move(tools),
-        [this, name, turn](std::string_view delta) {
-            in_turn(name, turn, [&] { on_turn_stdout(name, turn, delta); });
+        [this, id](std::string_view delta) {
+            in_turn(id, [&](Turn& x) { on_turn_stdout(x, delta); });
         },
-        [this, name, turn](const ChatResult& r) {
-            in_turn(name, turn, [&] { on_model_done(name, turn, r); });
-        },
-        [this, name, turn](int attempt, double delay, const std::string& reason) {
+        [this, id](const ChatResult& r) { in_turn(id, [&](Turn&) { on_model_done(id, r); }); },
+        [this, id, name = a.name](int attempt, double delay, const std::string& reason) {
             Event e;
             e.kind = "model_retry";
             e.data = {{"agent", name},
-                      {"turn", turn},
+                      {"turn", id},
                       {"attempt", attempt},
                       {"delay", delay},
                       {"reason", reason}};
@@ -222,24 +238,22 @@ void Swarm::call_model(Agent& a) {
         });
 }
 
-void Swarm::on_model_done(const std::string& name, int64_t turn, const ChatResult& r) {
-    std::unique_lock lk(mu_);
+void Swarm::on_model_done(int64_t id, const ChatResult& r) {
     if (shut_down_) return;  // left unfinished: it runs again at the next start
-    Agent* a = find_agent(name);
-    if (!a || a->turn != turn || !a->running) return;
-    a->call = 0;
-    if (auto lim = limiters_.find(a->config.provider); lim != limiters_.end())
-        lim->second->settle(std::exchange(a->rate_estimate, 0),
+    Turn* t = live_turn(id);
+    if (!t) return;
+    Agent& a = *t->agent;
+    const std::string& name = a.name;
+    t->call = 0;
+    if (auto lim = limiters_.find(t->config.provider); lim != limiters_.end())
+        lim->second->settle(std::exchange(t->rate_estimate, 0),
                             static_cast<uint64_t>(r.prompt_tokens + r.completion_tokens),
                             std::chrono::steady_clock::now());
-    a->turn_tokens_in += r.prompt_tokens;
-    a->turn_tokens_out += r.completion_tokens;
-    if (!a->cancel_reason.empty() || !r.ok) {
-        std::string why = a->cancel_reason.empty() ? "model: " + r.error : a->cancel_reason;
-        lk.unlock();
-        finish_turn(name, turn, false, why);
-        return;
-    }
+    t->tokens_in += r.prompt_tokens;
+    t->tokens_out += r.completion_tokens;
+    if (!t->cancel_reason.empty() || !r.ok)
+        return finish_turn(id, false,
+                           t->cancel_reason.empty() ? "model: " + r.error : t->cancel_reason);
     json assistant = {{"role", "assistant"}, {"agent", name}, {"content", r.content}};
     if (!r.tool_calls.empty()) {
         json calls = json::array();
@@ -249,53 +263,49 @@ void Swarm::on_model_done(const std::string& name, int64_t turn, const ChatResul
                              {"function", {{"name", c.name}, {"arguments", c.arguments}}}});
         assistant["tool_calls"] = calls;
     }
-    a->turn_messages.push_back(assistant);
-    if (r.tool_calls.empty()) {
-        lk.unlock();
-        finish_turn(name, turn, true, "");
-        return;
-    }
-    if (++a->rounds >= a->config.max_tool_rounds) {
-        lk.unlock();
-        finish_turn(name, turn, false,
-                    "model: still calling tools after " + std::to_string(a->rounds) +
-                        " rounds (max_tool_rounds)");
-        return;
-    }
+    t->messages.push_back(assistant);
+    if (r.tool_calls.empty()) return finish_turn(id, true, "");
+    if (++t->rounds >= t->config.max_tool_rounds)
+        return finish_turn(id, false,
+                           "model: still calling tools after " + std::to_string(t->rounds) +
+                               " rounds (max_tool_rounds)");
     // One tool message per call, in order; filled in as the calls answer.
-    size_t base = a->turn_messages.size();
+    size_t base = t->messages.size();
     for (auto& c : r.tool_calls)
-        a->turn_messages.push_back({{"role", "tool"},
-                                    {"agent", name},
-                                    {"tool_call_id", c.id},
-                                    {"name", c.name},
-                                    {"content", ""}});
-    a->tools_pending = static_cast<int>(r.tool_calls.size());
-    const QueuedMessage& m = a->queue.front();
+        t->messages.push_back({{"role", "tool"},
+                               {"agent", name},
+                               {"tool_call_id", c.id},
+                               {"name", c.name},
+                               {"content", ""}});
+    t->tools_pending = static_cast<int>(r.tool_calls.size());
+    const QueuedMessage& m = t->msg;
     std::vector<std::pair<size_t, ToolResult>> immediate;
     for (size_t i = 0; i < r.tool_calls.size(); ++i) {
         const ToolCall& c = r.tool_calls[i];
         if (c.name.rfind(kTransfer, 0) == 0) {
             std::string target = c.name.substr(kTransfer.size());
-            const auto& allowed = a->config.handoffs;
+            const auto& allowed = t->config.handoffs;
             ToolResult res;
             if (!m.conv) {
                 res.content = "handoffs need a conversation; this message came to the inbox";
             } else if (std::find(allowed.begin(), allowed.end(), target) == allowed.end()) {
                 res.content = "agent " + name + " may not hand off to " + target;
-            } else if (!find_agent(target)) {
+            } else if (!agent_ptr(target)) {
                 res.content = "no agent " + target;
             } else {
                 res.ok = true;
-                if (a->handoff_to.empty()) a->handoff_to = target;
+                if (t->handoff_to.empty()) t->handoff_to = target;
                 res.content = "Transferred to " + target + ", who continues the conversation.";
             }
             if (!res.ok) {
                 // The model is told, and so is whoever watches err and the log.
                 double ts = now_seconds();
                 std::string why = "handoff refused: " + c.name + ": " + res.content;
-                add_err_line(*a, why, ts);
-                a->last_error = why;
+                {
+                    std::lock_guard lk(a.mu);
+                    add_err_line(a, why, ts);
+                    a.last_error = why;
+                }
                 Event e;
                 e.kind = "error";
                 e.ts = ts;
@@ -305,8 +315,8 @@ void Swarm::on_model_done(const std::string& name, int64_t turn, const ChatResul
             immediate.emplace_back(base + i, res);
             continue;
         }
-        auto allowed = std::find(a->config.tools.begin(), a->config.tools.end(), c.name);
-        auto tool = allowed != a->config.tools.end() ? tools_->get(c.name) : nullptr;
+        auto allowed = std::find(t->config.tools.begin(), t->config.tools.end(), c.name);
+        auto tool = allowed != t->config.tools.end() ? tools_->get(c.name) : nullptr;
         if (!tool) {
             immediate.emplace_back(
                 base + i, ToolResult{false, "no tool " + c.name + " is available to " + name});
@@ -319,40 +329,30 @@ void Swarm::on_model_done(const std::string& name, int64_t turn, const ChatResul
             continue;
         }
         size_t index = base + i;
-        tool->call(std::move(args), [this, name, turn, index](ToolResult res) {
-            in_turn(name, turn, [&] { on_tool_done(name, turn, index, std::move(res)); });
+        tool->call(std::move(args), [this, id, index](ToolResult res) {
+            in_turn(id, [&](Turn&) { on_tool_done(id, index, std::move(res)); });
         });
     }
-    lk.unlock();
-    for (auto& [index, res] : immediate) on_tool_done(name, turn, index, std::move(res));
+    for (auto& [index, res] : immediate) on_tool_done(id, index, std::move(res));
 }
 
-void Swarm::on_tool_done(const std::string& name, int64_t turn, size_t index, ToolResult res) {
-    std::unique_lock lk(mu_);
+void Swarm::on_tool_done(int64_t id, size_t index, ToolResult res) {
     if (shut_down_) return;
-    Agent* a = find_agent(name);
-    if (!a || a->turn != turn || !a->running || index >= a->turn_messages.size()) return;
-    json& msg = a->turn_messages[index];
+    Turn* t = live_turn(id);
+    if (!t || index >= t->messages.size()) return;
+    json& msg = t->messages[index];
     msg["content"] = res.ok ? res.content : "error: " + res.content;
     if (!res.ok) msg["is_error"] = true;
     Event e;
     e.kind = "tool_called";
-    e.data = {{"agent", name}, {"turn", turn}, {"tool", msg.value("name", "")}, {"ok", res.ok}};
-    a->turn_events.push_back(std::move(e));
-    if (--a->tools_pending > 0) return;
-    if (!a->cancel_reason.empty()) {
-        std::string why = a->cancel_reason;
-        lk.unlock();
-        finish_turn(name, turn, false, why);
-        return;
-    }
-    if (!a->handoff_to.empty()) {
-        // The target continues the same message; finish_turn forwards it.
-        lk.unlock();
-        finish_turn(name, turn, true, "");
-        return;
-    }
-    call_model(*a);
+    e.data = {
+        {"agent", t->agent->name}, {"turn", id}, {"tool", msg.value("name", "")}, {"ok", res.ok}};
+    t->events.push_back(std::move(e));
+    if (--t->tools_pending > 0) return;
+    if (!t->cancel_reason.empty()) return finish_turn(id, false, t->cancel_reason);
+    // A handoff: the target continues the same message; finish_turn forwards it.
+    if (!t->handoff_to.empty()) return finish_turn(id, true, "");
+    call_model(*t);
 }
 
 // ---------------------------------------------------------------- tools/

@@ -21,9 +21,11 @@ RestartIntensity Swarm::intensity_for(const AgentConfig& c) {
                                 std::chrono::duration<double>(c.restart_period)));
 }
 
-Swarm::Verdict Swarm::supervise_locked(Agent& a, const QueuedMessage& m, const std::string& reason,
-                                       double ts, std::vector<Event>& events) {
-    switch (a.cancel_kind) {
+Swarm::Verdict Swarm::supervise_locked(Agent& a, const QueuedMessage& m, CancelKind cancelled,
+                                       const std::string& reason, double ts,
+                                       std::vector<Event>& events,
+                                       std::vector<std::pair<std::string, std::string>>& regroup) {
+    switch (cancelled) {
         case CancelKind::stop:
             return Verdict::done;
         case CancelKind::regroup:
@@ -43,7 +45,7 @@ Swarm::Verdict Swarm::supervise_locked(Agent& a, const QueuedMessage& m, const s
     auto now = std::chrono::steady_clock::now();
     if (a.intensity.allow_restart(now)) {
         ++a.restarts;
-        count_restart_locked(a);
+        count_restart(a.name);
         Event e;
         e.kind = "agent_restarted";
         e.ts = ts;
@@ -55,10 +57,10 @@ Swarm::Verdict Swarm::supervise_locked(Agent& a, const QueuedMessage& m, const s
             const json& members = sup.value("agents", json::array());
             if (std::find(members.begin(), members.end(), a.name) == members.end()) continue;
             for (auto& member : members) {
-                Agent* sib = find_agent(member.get<std::string>());
-                if (!sib || sib == &a || !sib->running) continue;
-                cancel_turn(*sib, CancelKind::regroup,
-                            "restarted with " + a.name + " (one_for_all group " + group + ")");
+                std::string sib = member.get<std::string>();
+                if (sib != a.name)
+                    regroup.emplace_back(
+                        sib, "restarted with " + a.name + " (one_for_all group " + group + ")");
             }
             Event g;
             g.kind = "group_restarted";

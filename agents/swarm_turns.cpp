@@ -1,6 +1,9 @@
-// Turns: taking the next message of an agent, running it, and recording how
-// it ended. Everything here runs on the event loop thread, so a running
-// child holds no thread; state changes take the Swarm's mutex briefly.
+// Turns: running one, and recording how it ended. Everything here runs on
+// the event loop thread, which owns the running turns: a turn's output
+// streams to output/out without any kernel lock, a running child holds no
+// thread, and starting the child is a worker's job (fork and exec are the
+// costly part of a short turn). Agent and conversation state change under
+// their own locks, briefly.
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -15,173 +18,151 @@ namespace swarmfs {
 
 using json = nlohmann::json;
 
-void Swarm::start_turn(Agent& a) {
-    const QueuedMessage& m = a.queue.front();
-    set_running(a, true);
-    a.turn = ++turn_seq_;
-    a.turn_began = now_seconds();
-    count_start_locked(a, m);
-    a.turn_output.clear();
-    a.stderr_text.clear();
-    a.stderr_shown = 0;
-    a.cancel_reason.clear();
-    a.cancel_kind = CancelKind::none;
-    if (a.config.turn_timeout > 0) {
-        // The wall-clock limit: past it the turn is cancelled as a crash.
-        double limit = a.config.turn_timeout;
-        std::string who = a.name;
-        int64_t t = a.turn;
-        a.turn_timer = loop_->after(limit, [this, who, t, limit] {
-            std::lock_guard lk(mu_);
-            Agent* x = find_agent(who);
-            if (x && x->running && x->turn == t) {
-                x->turn_timer = 0;
-                char buf[64];
-                snprintf(buf, sizeof buf, "turn timed out after %g s (turn_timeout)", limit);
-                cancel_turn(*x, CancelKind::crash, buf);
-            }
-        });
-    }
-    a.handoff_to.clear();
-    int64_t turn = a.turn;
-    std::string name = a.name;
-
-    json d = {{"turn", turn}, {"msg", m.msg}, {"agent", name}};
-    if (m.conv) d["conv"] = m.conv;
-    Event started;
-    started.kind = "turn_started";
-    started.data = d;
-    log_->post({std::move(started)});
-    a.call = 0;
-    a.turn_messages = json::array();
-    a.rounds = 0;
-    a.tools_pending = 0;
-    a.turn_tokens_in = a.turn_tokens_out = 0;
-    a.turn_events.clear();
-    if (a.config.is_model()) {
-        start_model_turn(a);
-        refresh_streams(a);
-        return;
-    }
-
-    ExecSpec spec;
-    spec.argv = a.config.exec;
-    spec.cwd = opts_.workdir;
-    spec.input = m.text;
-    std::map<std::string, std::string> env;
-    for (char** e = environ; e && *e; ++e) {
-        std::string kv = *e;
-        auto eq = kv.find('=');
-        if (eq != std::string::npos) env[kv.substr(0, eq)] = kv.substr(eq + 1);
-    }
-    for (auto& [k, v] : a.config.env) env[k] = v;
-    env["SWARMFS_AGENT"] = name;
-    env["SWARMFS_TURN"] = std::to_string(turn);
-    env["SWARMFS_MSG"] = std::to_string(m.msg);
-    env["SWARMFS_INSTRUCTIONS"] = a.config.instructions;
-    for (auto& [k, v] : opts_.exec_env) env[k] = v;
-    env.erase("SWARMFS_TOPIC");
-    if (!m.topic.empty()) env["SWARMFS_TOPIC"] = m.topic;
-    env.erase("SWARMFS_CONV");
-    env.erase("SWARMFS_VARS");
-    if (const Conversation* c = m.conv ? find_conv(m.conv) : nullptr) {
-        env["SWARMFS_CONV"] = std::to_string(m.conv);
-        env["SWARMFS_VARS"] = c->vars.dump();
-    }
-    for (auto& [k, v] : env) spec.env.push_back(k + "=" + v);
-
-    ExecCallbacks cb;
-    cb.on_stdout = [this, name, turn](std::string_view data) {
-        in_turn(name, turn, [&] { on_turn_stdout(name, turn, data); });
-    };
-    cb.on_stderr = [this, name, turn](std::string_view data) {
-        in_turn(name, turn, [&] { on_turn_stderr(name, turn, data); });
-    };
-    cb.on_exit = [this, name, turn](const ExitInfo& info) {
-        // Not inside the process's own callback: finishing drops the process.
-        loop_->post([this, name, turn, info] { finish_turn(name, turn, info.ok, info.reason); });
-    };
-    auto proc = ExecProcess::start(*loop_, std::move(spec), std::move(cb));
-    if (!proc) {
-        std::string why = proc.error().message;
-        loop_->post([this, name, turn, why] { finish_turn(name, turn, false, why); });
-        return;
-    }
-    a.proc = *proc;
-    refresh_streams(a);
+Turn* Swarm::live_turn(int64_t id) {
+    auto it = turns_.find(id);
+    return it == turns_.end() ? nullptr : it->second.get();
 }
 
-void Swarm::in_turn(const std::string& name, int64_t turn, const std::function<void()>& fn) {
+void Swarm::start_exec_turn(Turn& t) {
+    // What the worker needs, copied: the turn itself stays the loop's.
+    struct Job {
+        int64_t turn;
+        std::string agent;
+        QueuedMessage msg;
+        AgentConfig config;
+        std::string vars, workdir;
+        std::map<std::string, std::string> extra;
+    };
+    auto job = std::make_shared<Job>(
+        Job{t.id, t.agent->name, t.msg, t.config, t.conv_vars, opts_.workdir, opts_.exec_env});
+    pool_->submit([this, job] {
+        if (shut_down_) return;  // the turn runs again at the next start
+        ExecSpec spec;
+        spec.argv = job->config.exec;
+        spec.cwd = job->workdir;
+        std::map<std::string, std::string> env;
+        for (char** e = environ; e && *e; ++e) {
+            std::string_view kv = *e;
+            auto eq = kv.find('=');
+            if (eq != std::string_view::npos)
+                env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+        }
+        for (auto& [k, v] : job->config.env) env[k] = v;
+        env["SWARMFS_AGENT"] = job->agent;
+        env["SWARMFS_TURN"] = std::to_string(job->turn);
+        env["SWARMFS_MSG"] = std::to_string(job->msg.msg);
+        env["SWARMFS_INSTRUCTIONS"] = job->config.instructions;
+        for (auto& [k, v] : job->extra) env[k] = v;
+        env.erase("SWARMFS_TOPIC");
+        if (!job->msg.topic.empty()) env["SWARMFS_TOPIC"] = job->msg.topic;
+        env.erase("SWARMFS_CONV");
+        env.erase("SWARMFS_VARS");
+        if (job->msg.conv) {
+            env["SWARMFS_CONV"] = std::to_string(job->msg.conv);
+            env["SWARMFS_VARS"] = job->vars.empty() ? "{}" : job->vars;
+        }
+        spec.env.reserve(env.size());
+        for (auto& [k, v] : env) spec.env.push_back(k + "=" + v);
+        auto spawned = std::make_shared<Result<Spawned>>(spawn(spec));
+        loop_->post([this, turn = job->turn, spawned] { on_spawned(turn, spawned); });
+    });
+}
+
+void Swarm::on_spawned(int64_t id, std::shared_ptr<Result<Spawned>> spawned) {
+    Turn* t = live_turn(id);
+    // Ended meanwhile (the agent was removed): the child dies with `spawned`.
+    if (!t || shut_down_) return;
+    if (!*spawned) return finish_turn(id, false, spawned->error().message);
+    if (t->cancel_kind != CancelKind::none) return finish_turn(id, false, t->cancel_reason);
+    ExecCallbacks cb;
+    cb.on_stdout = [this, id](std::string_view data) {
+        in_turn(id, [&](Turn& x) { on_turn_stdout(x, data); });
+    };
+    cb.on_stderr = [this, id](std::string_view data) {
+        in_turn(id, [&](Turn& x) { on_turn_stderr(x, data); });
+    };
+    cb.on_exit = [this, id](const ExitInfo& info) {
+        // Not inside the process's own callback: finishing drops the process.
+        loop_->post([this, id, info] { finish_turn(id, info.ok, info.reason); });
+    };
+    t->proc = ExecProcess::attach(*loop_, std::move(**spawned), t->msg.text, std::move(cb));
+}
+
+void Swarm::in_turn(int64_t id, const std::function<void(Turn&)>& fn) {
+    auto found = turns_.find(id);
+    if (found == turns_.end()) return;
+    std::shared_ptr<Turn> t = found->second;  // fn may end the turn
     try {
-        fn();
+        fn(*t);
     } catch (const std::exception& e) {
         // A failure in the kernel's handling of one agent crashes that turn
         // (the supervisor takes over), never the loop or another agent.
         std::string why = std::string("internal error: ") + e.what();
-        spdlog::error("agent {} turn {}: {}", name, turn, why);
-        loop_->post([this, name, turn, why] { finish_turn(name, turn, false, why); });
+        spdlog::error("agent {} turn {}: {}", t->agent->name, id, why);
+        loop_->post([this, id, why] { finish_turn(id, false, why); });
     }
 }
 
-void Swarm::on_turn_stdout(const std::string& name, int64_t turn, std::string_view data) {
-    std::lock_guard lk(mu_);
-    Agent* a = find_agent(name);
-    if (!a || a->turn != turn || !a->running) return;
-    a->turn_output.append(data);
-    a->output->append(data);
-    if (Conversation* c = find_conv(a->queue.front().conv)) c->out->append(data);
+void Swarm::on_turn_stdout(Turn& t, std::string_view data) {
+    t.output.append(data);
+    t.agent->output->append(data);
+    if (t.conv_out) t.conv_out->append(data);
 }
 
-void Swarm::on_turn_stderr(const std::string& name, int64_t turn, std::string_view data) {
-    std::lock_guard lk(mu_);
-    Agent* a = find_agent(name);
-    if (!a || a->turn != turn || !a->running) return;
-    a->stderr_text.append(data);
+void Swarm::on_turn_stderr(Turn& t, std::string_view data) {
+    t.stderr_text.append(data);
     // Complete lines go to err now; the whole text is logged with the turn.
     double ts = now_seconds();
+    std::lock_guard lk(t.agent->mu);
     size_t nl;
-    while ((nl = a->stderr_text.find('\n', a->stderr_shown)) != std::string::npos) {
-        add_err_line(*a,
-                     "turn " + std::to_string(turn) +
-                         " stderr: " + a->stderr_text.substr(a->stderr_shown, nl - a->stderr_shown),
+    while ((nl = t.stderr_text.find('\n', t.stderr_shown)) != std::string::npos) {
+        add_err_line(*t.agent,
+                     "turn " + std::to_string(t.id) +
+                         " stderr: " + t.stderr_text.substr(t.stderr_shown, nl - t.stderr_shown),
                      ts);
-        a->stderr_shown = nl + 1;
+        t.stderr_shown = nl + 1;
     }
 }
 
-void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::string reason) {
+void Swarm::finish_turn(int64_t id, bool ok, std::string reason) {
+    auto found = turns_.find(id);
+    if (found == turns_.end()) return;
+    std::shared_ptr<Turn> tp = std::move(found->second);
+    turns_.erase(found);
+    --running_turns_;
+    Turn& t = *tp;
+    Agent& a = *t.agent;
+    if (t.timer) loop_->cancel(t.timer);
+    if (!t.cancel_reason.empty()) {
+        ok = false;
+        reason = t.cancel_reason;
+    }
+    const QueuedMessage& m = t.msg;
     Event ev;
-    std::vector<Event> batch, after;  // after: the supervisor's events
+    std::vector<Event> batch = std::exchange(t.events, {});
+    std::vector<Event> after;  // the supervisor's
+    std::vector<std::pair<std::string, std::string>> regroup;
     std::optional<Event> forwarded, rerouted;
-    std::shared_ptr<ExecProcess> proc;  // destroyed after the lock is released
+    double ts = now_seconds();
     {
-        std::lock_guard lk(mu_);
-        Agent* a = find_agent(name);
-        if (!a || a->turn != turn || !a->running) return;
-        if (!a->cancel_reason.empty()) {
-            ok = false;
-            reason = a->cancel_reason;
-        }
-        QueuedMessage m = a->queue.front();
-        const std::string& stderr_text = a->stderr_text;
-        std::string unshown = stderr_text.substr(a->stderr_shown);
-        double ts = now_seconds();
+        std::lock_guard lk(a.mu);
+        if (t.rate_waiting) --a.rate_waiting;
+        --a.running;
+        if (a.removed) return;  // its work went with it
+        std::string unshown = t.stderr_text.substr(t.stderr_shown);
         if (!unshown.empty())
-            add_err_line(*a, "turn " + std::to_string(turn) + " stderr: " + unshown, ts);
-        if (!ok) add_err_line(*a, "turn " + std::to_string(turn) + ": " + reason, ts);
+            add_err_line(a, "turn " + std::to_string(id) + " stderr: " + unshown, ts);
+        if (!ok) add_err_line(a, "turn " + std::to_string(id) + ": " + reason, ts);
 
         ev.kind = ok ? "turn_finished" : "turn_failed";
         ev.ts = ts;
-        ev.data = {{"turn", turn}, {"msg", m.msg}, {"agent", name}, {"output", a->turn_output}};
+        ev.data = {{"turn", id}, {"msg", m.msg}, {"agent", a.name}};
         if (m.conv) ev.data["conv"] = m.conv;
         if (!ok) ev.data["reason"] = reason;
-        if (!stderr_text.empty()) ev.data["stderr"] = stderr_text;
-        if (a->turn_timer) {
-            loop_->cancel(a->turn_timer);
-            a->turn_timer = 0;
-        }
+        if (!t.stderr_text.empty()) ev.data["stderr"] = t.stderr_text;
         // Supervision: a crash runs its message once more, then parks it.
-        Verdict verdict = ok ? Verdict::done : supervise_locked(*a, m, reason, ts, after);
+        Verdict verdict =
+            ok ? Verdict::done : supervise_locked(a, m, t.cancel_kind, reason, ts, after, regroup);
         if (verdict == Verdict::retry || verdict == Verdict::retry_uncounted)
             ev.data["retry"] = true;
         if (verdict == Verdict::retry_uncounted) ev.data["attempt_counted"] = false;
@@ -189,58 +170,50 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
 
         // A model's reply rarely ends with a newline; one is added so that
         // replies in output/out stay one per line for cat and tail.
-        if (a->config.is_model() && !a->turn_output.empty() && a->turn_output.back() != '\n') {
-            a->turn_output += '\n';
-            a->output->append("\n");
-            if (Conversation* c = m.conv ? find_conv(m.conv) : nullptr) c->out->append("\n");
-            ev.data["output"] = a->turn_output;
+        if (t.config.is_model() && !t.output.empty() && t.output.back() != '\n') {
+            t.output += '\n';
+            a.output->append("\n");
+            if (t.conv_out) t.conv_out->append("\n");
         }
-        count_turn_locked(*a, ok, a->turn_tokens_in, a->turn_tokens_out);
-        set_running(*a, false);
-        batch = std::exchange(a->turn_events, {});
-        proc = std::move(a->proc);
+        ev.data["output"] = t.output;
         // A handoff continues the same turn on the new agent: the message is
         // forwarded in the same transaction as this turn's end.
-        if (ok && !a->handoff_to.empty() && m.conv) {
-            Conversation* c = find_conv(m.conv);
-            if (c && find_agent(a->handoff_to)) {
-                ev.data["handoff_to"] = a->handoff_to;
+        if (ok && !t.handoff_to.empty() && m.conv && agent_ptr(t.handoff_to)) {
+            if (auto c = conv_ptr(m.conv)) {
+                std::lock_guard cl(c->mu);
+                ev.data["handoff_to"] = t.handoff_to;
                 Event fwd;
                 fwd.kind = "message";
                 fwd.ts = ts;
                 fwd.data = {{"msg", ++msg_seq_},
-                            {"agent", a->handoff_to},
+                            {"agent", t.handoff_to},
                             {"conv", m.conv},
                             {"text", m.text},
-                            {"handoff_from", name}};
-                // A model's transfer_to_NAME moves the conversation here; an exec
-                // agent's "handoff NAME" already did.
-                if (c->agent != a->handoff_to) {
+                            {"handoff_from", a.name}};
+                // A model's transfer_to_NAME moves the conversation here; an
+                // exec agent's "handoff NAME" already did.
+                if (c->agent != t.handoff_to) {
                     Event moved;
                     moved.kind = "conv_handoff";
                     moved.ts = ts;
-                    moved.data = {{"conv", m.conv}, {"from", name}, {"to", a->handoff_to}};
+                    moved.data = {{"conv", m.conv}, {"from", a.name}, {"to", t.handoff_to}};
                     rerouted = std::move(moved);
                 }
                 forwarded = std::move(fwd);
                 ++c->handoffs_in_flight;
             }
         }
-        a->handoff_to.clear();
-        TurnRecord t{
-            ok,     reason, a->turn_output, a->turn_messages, a->turn_tokens_in, a->turn_tokens_out,
-            verdict};
-        if (!t.messages.empty()) ev.data["messages"] = t.messages;
-        if (t.tokens_in || t.tokens_out) {
-            ev.data["tokens_in"] = t.tokens_in;
-            ev.data["tokens_out"] = t.tokens_out;
+        TurnRecord rec{ok, reason, t.output, t.messages, t.tokens_in, t.tokens_out, verdict};
+        if (!rec.messages.empty()) ev.data["messages"] = rec.messages;
+        if (rec.tokens_in || rec.tokens_out) {
+            ev.data["tokens_in"] = rec.tokens_in;
+            ev.data["tokens_out"] = rec.tokens_out;
         }
-        finish_message(*a, m, t, false);
-        a->turn_output.clear();
-        a->stderr_text.clear();
-        a->stderr_shown = 0;
-        refresh_streams(*a);
+        finish_message(a, m, rec, false);
+        refresh_streams(a);
     }
+    count_turn(a.name, ts - t.began, ok, t.tokens_in, t.tokens_out);
+    for (auto& [sib, why] : regroup) cancel_agent_turns(sib, CancelKind::regroup, why);
     // The output and the turn's end are one event, committed together: after
     // a crash a turn is either wholly there or runs again, never shown twice.
     batch.push_back(std::move(ev));
@@ -248,29 +221,41 @@ void Swarm::finish_turn(const std::string& name, int64_t turn, bool ok, std::str
     if (rerouted) batch.push_back(std::move(*rerouted));
     if (forwarded) batch.push_back(std::move(*forwarded));
     log_->post(std::move(batch));
-    if (!ok) spdlog::info("agent {} turn {} failed: {}", name, turn, reason);
-    schedule(name);
+    if (!ok) spdlog::info("agent {} turn {} failed: {}", a.name, id, reason);
+    // The process goes last, after the lock (its destructor may reap).
+    tp->proc.reset();
+    schedule(a.name);
 }
 
-void Swarm::cancel_turn(Agent& a, CancelKind kind, const std::string& reason) {
-    if (!a.running || a.cancel_kind != CancelKind::none) return;
-    a.cancel_kind = kind;
-    if (a.config.is_model() || a.call) {
+void Swarm::cancel_turn(Turn& t, CancelKind kind, const std::string& reason) {
+    if (t.cancel_kind != CancelKind::none) return;
+    t.cancel_kind = kind;
+    t.cancel_reason = reason;
+    if (t.config.is_model()) {
         // The request is aborted now; a running tool's answer is ignored.
-        a.cancel_reason = reason;
-        if (a.call)
-            chat_->cancel(a.call);
-        else if (a.tools_pending == 0) {
-            std::string name = a.name;
-            int64_t turn = a.turn;
-            loop_->post([this, name, turn, reason] { finish_turn(name, turn, false, reason); });
-        }
+        if (t.call)
+            chat_->cancel(t.call);
+        else if (t.tools_pending == 0)
+            loop_->post([this, id = t.id, reason] { finish_turn(id, false, reason); });
         return;
     }
-    if (!a.proc) return;
-    a.cancel_reason = reason;
-    auto proc = a.proc;
-    loop_->post([proc] { proc->kill(); });
+    // An exec turn whose child is still being started ends when it arrives.
+    if (t.proc) t.proc->kill();
+}
+
+void Swarm::cancel_agent_turns(const std::string& agent, CancelKind kind,
+                               const std::string& reason) {
+    auto run = [this, agent, kind, reason] {
+        std::vector<int64_t> ids;
+        for (auto& [id, t] : turns_)
+            if (t->agent->name == agent) ids.push_back(id);
+        for (int64_t id : ids)
+            if (Turn* t = live_turn(id)) cancel_turn(*t, kind, reason);
+    };
+    if (loop_->in_loop())
+        run();
+    else
+        loop_->post(run);
 }
 
 }  // namespace swarmfs

@@ -11,6 +11,7 @@
 #include "test_util.h"
 
 using namespace swarmfs;
+using swarmfs::test::contains;
 using swarmfs::test::eventually;
 using swarmfs::test::FakeOpenAI;
 using json = nlohmann::json;
@@ -18,10 +19,6 @@ using json = nlohmann::json;
 namespace {
 
 constexpr const char* kKey = "sk-unit-SECRET-7777";
-
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
 
 std::string slurp_file(const std::string& path) {
     std::ifstream f(path, std::ios::binary);

@@ -3,21 +3,20 @@
 // and parked messages, one_for_all groups, and all of it across a restart.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 
 #include "agents/swarm.h"
 #include "test_util.h"
 
 using namespace swarmfs;
+using swarmfs::test::contains;
 using swarmfs::test::eventually;
 using json = nlohmann::json;
 
 namespace {
-
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
 
 std::string read_all(const std::string& path) {
     std::ifstream f(path);
@@ -201,4 +200,33 @@ TEST_F(Supervision, ACrashInAOneForAllGroupRestartsItsSiblings) {
     EXPECT_EQ(s->agent_output("b")->snapshot(), "done\n");
     EXPECT_TRUE(contains(c, "failed 0\n")) << "outside the group: untouched: " << c;
     EXPECT_TRUE(contains(s->log_stream()->snapshot(), "group_restarted"));
+}
+
+TEST_F(Supervision, AnExceptionWhileHandlingATurnCrashesThatTurnOnly) {
+    auto s = open();
+    ASSERT_TRUE(s->create_agent("flaky", json{{"exec", {"cat"}}}).ok());
+    ASSERT_TRUE(s->create_agent("steady", json{{"exec", {"cat"}}}).ok());
+    // A reader of flaky's output whose wake-up throws, once, when the first
+    // bytes arrive: the kernel is handling flaky's turn at that moment.
+    std::atomic<bool> thrown{false};
+    auto out = s->agent_output("flaky");
+    out->listen([&] {
+        if (out->size() > 0 && !thrown.exchange(true)) throw std::runtime_error("reader fault");
+    });
+    ASSERT_TRUE(s->send("flaky", "hello\n").ok());
+    ASSERT_TRUE(s->send("steady", "hi\n").ok());
+    ASSERT_TRUE(s->wait_idle(20));
+    EXPECT_TRUE(thrown);
+    std::string err = *s->agent_err("flaky");
+    EXPECT_TRUE(contains(err, "internal error: reader fault")) << err;
+    std::string st = status(*s, "flaky");
+    EXPECT_TRUE(contains(st, "restarts 1\n")) << "the supervisor restarted it: " << st;
+    EXPECT_TRUE(contains(st, "turns 1\n")) << "and the retry finished: " << st;
+    EXPECT_TRUE(contains(st, "state idle\n")) << st;
+    EXPECT_EQ(s->agent_output("steady")->snapshot(), "hi\n");
+    EXPECT_TRUE(contains(s->log_stream()->snapshot(), "internal error: reader fault"));
+    // The swarm goes on.
+    ASSERT_TRUE(s->send("flaky", "again\n").ok());
+    ASSERT_TRUE(s->wait_idle(20));
+    EXPECT_TRUE(contains(s->agent_output("flaky")->snapshot(), "again\n"));
 }

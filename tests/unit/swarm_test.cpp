@@ -6,6 +6,7 @@
 #include "test_util.h"
 
 using namespace swarmfs;
+using swarmfs::test::contains;
 using test::eventually;
 
 namespace {
@@ -21,9 +22,6 @@ std::unique_ptr<Swarm> open_swarm(const std::string& db,
 
 std::string output(Swarm& s, const std::string& agent) { return s.agent_output(agent)->snapshot(); }
 
-bool contains(const std::string& hay, const std::string& needle) {
-    return hay.find(needle) != std::string::npos;
-}
 }  // namespace
 
 class SwarmTest : public ::testing::Test {

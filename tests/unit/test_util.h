@@ -22,6 +22,10 @@ struct TempDir {
     std::string file(const std::string& name) const { return (path / name).string(); }
 };
 
+inline bool contains(const std::string& hay, const std::string& needle) {
+    return hay.find(needle) != std::string::npos;
+}
+
 inline bool eventually(const std::function<bool()>& pred, double seconds = 10) {
     auto deadline = std::chrono::steady_clock::now() +
                     std::chrono::milliseconds(static_cast<int>(seconds * 1000));
