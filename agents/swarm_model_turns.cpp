@@ -226,14 +226,12 @@ void Swarm::send_model_request(int64_t id, json messages, json tools) {
             in_turn(id, [&](Turn& x) { on_turn_stdout(x, delta); });
         },
         [this, id](const ChatResult& r) { in_turn(id, [&](Turn&) { on_model_done(id, r); }); },
-        [this, id, name = a.name](int attempt, double delay, const std::string& reason) {
+        [this, id, name = a.name, msg = t->msg.msg](int attempt, double delay,
+                                                    const std::string& reason) {
             Event e;
             e.kind = "model_retry";
-            e.data = {{"agent", name},
-                      {"turn", id},
-                      {"attempt", attempt},
-                      {"delay", delay},
-                      {"reason", reason}};
+            e.data = {{"agent", name},      {"turn", id},     {"msg", msg},
+                      {"attempt", attempt}, {"delay", delay}, {"reason", reason}};
             log_->post({std::move(e)});
         });
 }
@@ -309,7 +307,11 @@ void Swarm::on_model_done(int64_t id, const ChatResult& r) {
                 Event e;
                 e.kind = "error";
                 e.ts = ts;
-                e.data = {{"agent", name}, {"message", why}, {"errno", EPERM}};
+                e.data = {{"agent", name},
+                          {"turn", id},
+                          {"msg", m.msg},
+                          {"message", why},
+                          {"errno", EPERM}};
                 log_->post({std::move(e)});
             }
             immediate.emplace_back(base + i, res);
@@ -345,8 +347,11 @@ void Swarm::on_tool_done(int64_t id, size_t index, ToolResult res) {
     if (!res.ok) msg["is_error"] = true;
     Event e;
     e.kind = "tool_called";
-    e.data = {
-        {"agent", t->agent->name}, {"turn", id}, {"tool", msg.value("name", "")}, {"ok", res.ok}};
+    e.data = {{"agent", t->agent->name},
+              {"turn", id},
+              {"msg", t->msg.msg},
+              {"tool", msg.value("name", "")},
+              {"ok", res.ok}};
     t->events.push_back(std::move(e));
     if (--t->tools_pending > 0) return;
     if (!t->cancel_reason.empty()) return finish_turn(id, false, t->cancel_reason);
