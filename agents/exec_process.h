@@ -2,7 +2,7 @@
 // One child process run for one turn: input on its stdin, stdout and stderr
 // delivered as they arrive, exit reported once both pipes are drained. All
 // I/O is non-blocking on the event loop, so a running child holds no thread.
-// Starting the child (fork, pipes, process group, exec errors) is spawn()'s.
+// Starting the child (clone, pipes, process group, exec errors) is spawn()'s.
 #include <sys/types.h>
 
 #include <functional>

@@ -1,7 +1,10 @@
 #include "agents/spawn.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -9,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <utility>
 #include <vector>
@@ -97,7 +101,7 @@ std::optional<ExitInfo> ChildProcess::reap_if_exited(bool kill_group_first) {
 namespace {
 
 // Moves fd above 0-2, keeping close-on-exec. A server started with its
-// stdio closed gets pipes at 0-2, and the child's dup2 onto 0-2 would
+// stdio closed gets pipes at 0-2, and the child's dup3 onto 0-2 would
 // then overwrite one pipe end with another.
 bool above_stdio(UniqueFd& fd) {
     if (fd.get() > 2) return true;
@@ -109,7 +113,7 @@ bool above_stdio(UniqueFd& fd) {
 
 bool make_pipe(UniqueFd& r, UniqueFd& w) {
     int fds[2];
-    // Close-on-exec: the child gets only the ends dup2'd onto 0-2, and a
+    // Close-on-exec: the child gets only the ends dup3'd onto 0-2, and a
     // concurrent spawn on another thread never inherits ours.
     if (pipe2(fds, O_CLOEXEC) != 0) return false;
     r.reset(fds[0]);
@@ -117,47 +121,151 @@ bool make_pipe(UniqueFd& r, UniqueFd& w) {
     return above_stdio(r) && above_stdio(w);
 }
 
-// What a child that did not reach exec writes to its status pipe.
-struct ChildFailure {
-    enum Step : int { kChdir = 1, kExec = 2 } step;
-    int error;
+// The child shares our memory (CLONE_VM) while the other threads of the
+// server keep running, so it must not run instrumented code: a sanitizer's
+// bookkeeping (shadow memory, its signal table, its exit hooks) belongs to
+// the parent. Hence raw syscalls only, and none of the sanitizers here.
+#define SWARMFS_CHILD_CODE \
+    __attribute__((noinline, no_sanitize("address", "thread", "undefined"), no_instrument_function))
+
+#if defined(__SANITIZE_THREAD__)
+#define SWARMFS_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SWARMFS_TSAN 1
+#endif
+#endif
+
+// The kernel's struct sigaction, not libc's: libc's sigaction() refuses
+// glibc's internal signals and, under TSan, writes the sanitizer's own
+// handler table, which the child shares with the parent. Only the handler
+// is read; a zeroed rest (no flags, no restorer, empty mask) is what
+// SIG_DFL needs. The rest is sized for the largest layout (x86-64, arm64).
+#if defined(__mips__)
+#error "the kernel's struct sigaction does not start with the handler on MIPS"
+#endif
+struct KernelSigaction {
+    void (*handler)(int);
+    unsigned long rest[4];
+};
+// The kernel's sigset_t (64 signals), as rt_sigprocmask and rt_sigaction
+// insist on its exact size.
+constexpr unsigned long kKernelSigsetBytes = _NSIG / 8;
+static_assert(kKernelSigsetBytes == sizeof(uint64_t));
+
+// What a child that did not reach exec says went wrong.
+enum ChildStep : int { kReachedExec = 0, kStdio = 1, kChdir = 2, kExec = 3 };
+
+// Everything the child reads, built before clone, and the record of its
+// failure. It lives in spawn()'s frame: the spawning thread is suspended
+// (CLONE_VFORK) until the child has exec'd or exited, so the child may read
+// it and write the failure without any synchronisation, and the parent
+// reads the failure only after clone has returned.
+struct ChildArgs {
+    const char* path;
+    char* const* argv;
+    char* const* envp;
+    const char* cwd;  // nullptr: stay in ours
+    int in, out, err;
+    pid_t parent;
+    int failed_step = kReachedExec;
+    int error = 0;
 };
 
-// In the child, after fork: only async-signal-safe calls (a threaded parent
-// may have left any lock held), no allocation, no return. Everything it
-// reads was built before fork.
-[[noreturn]] void child_fail(int status_fd, ChildFailure::Step step) {
-    ChildFailure f{step, errno};
-    ssize_t n = write(status_fd, &f, sizeof f);  // < PIPE_BUF: all or nothing
-    (void)n;
-    _exit(127);
+[[noreturn]] SWARMFS_CHILD_CODE void child_exit() {
+    syscall(SYS_exit_group, 127);
+    __builtin_unreachable();
 }
 
-[[noreturn]] void run_child(pid_t parent, const UniqueFd& in, const UniqueFd& out,
-                            const UniqueFd& err, const UniqueFd& status, const char* path,
-                            const char* cwd, char* const argv[], char* const envp[]) {
-    setpgid(0, 0);
-    // A child must not outlive a killed server and run a turn twice. (The
-    // signal comes when the forking thread ends: that is the event loop's,
-    // which lives as long as the server.)
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // the parent died before prctl
-    signal(SIGPIPE, SIG_DFL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    dup2(in.get(), 0);
-    dup2(out.get(), 1);
-    dup2(err.get(), 2);
-    int st = status.get();
-    if (cwd && chdir(cwd) != 0) child_fail(st, ChildFailure::kChdir);
-    // Close everything but 0-2 and the status pipe (which closes itself at
-    // exec): descriptors opened without O_CLOEXEC elsewhere in the server
-    // (FUSE, sockets) must not leak into agents' commands.
-    if (st > 3) syscall(SYS_close_range, 3, st - 1, 0);
-    syscall(SYS_close_range, st + 1, ~0U, 0);
-    execve(path, argv, envp);
-    child_fail(st, ChildFailure::kExec);
+[[noreturn]] SWARMFS_CHILD_CODE void child_fail(ChildArgs* a, ChildStep step) {
+    a->error = errno;  // the suspended spawning thread's errno: ours to use
+    a->failed_step = step;
+    child_exit();
+}
+
+// Runs on its own stack in the parent's memory with every signal blocked
+// (see spawn()). It must not allocate, take a lock or return.
+SWARMFS_CHILD_CODE int child_main(void* arg) {
+    auto* a = static_cast<ChildArgs*>(arg);
+    // Until exec, a handler of the server's would run on this stack against
+    // the server's live heap. Those go before any signal is unblocked; an
+    // ignored signal stays ignored across exec as it would after fork,
+    // except SIGPIPE, which the server ignores and commands must not.
+    for (int sig = 1; sig < _NSIG; ++sig) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        KernelSigaction old{};
+        if (syscall(SYS_rt_sigaction, sig, nullptr, &old, kKernelSigsetBytes) != 0) continue;
+        if (sig != SIGPIPE && (old.handler == SIG_DFL || old.handler == SIG_IGN)) continue;
+        KernelSigaction dfl{};  // handler 0 is SIG_DFL
+        syscall(SYS_rt_sigaction, sig, &dfl, nullptr, kKernelSigsetBytes);
+    }
+    syscall(SYS_setpgid, 0, 0);
+    // A child must not outlive a killed server and run a turn twice. The
+    // signal comes when the spawning thread ends, hence spawn()'s rule on
+    // threads (spawn.h).
+    syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (syscall(SYS_getppid) != a->parent) child_exit();  // it died before prctl
+    // The pipe ends are above 2 (above_stdio), so dup3 never sees equal fds.
+    if (syscall(SYS_dup3, a->in, 0, 0) < 0 || syscall(SYS_dup3, a->out, 1, 0) < 0 ||
+        syscall(SYS_dup3, a->err, 2, 0) < 0)
+        child_fail(a, kStdio);
+    if (a->cwd && syscall(SYS_chdir, a->cwd) != 0) child_fail(a, kChdir);
+    // Descriptors opened without O_CLOEXEC elsewhere in the server (FUSE,
+    // sockets) must not leak into agents' commands.
+    syscall(SYS_close_range, 3, ~0U, 0);
+    uint64_t none = 0;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, kKernelSigsetBytes);
+    syscall(SYS_execve, a->path, a->argv, a->envp);
+    child_fail(a, kExec);
+}
+
+// The child's stack, with a guard page below it so an overflow faults
+// instead of writing into whatever the kernel mapped next to it. The child
+// needs little: a few frames and the syscall wrapper.
+class ChildStack {
+  public:
+    static constexpr size_t kSize = 64 * 1024;
+    ChildStack() {
+        size_t page = static_cast<size_t>(getpagesize());
+        void* p = mmap(nullptr, kSize + page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (p == MAP_FAILED) return;
+        base_ = p;
+        len_ = kSize + page;
+        if (mprotect(p, page, PROT_NONE) != 0) {
+            munmap(base_, len_);
+            base_ = nullptr;
+        }
+    }
+    ~ChildStack() {
+        if (base_) munmap(base_, len_);
+    }
+    ChildStack(const ChildStack&) = delete;
+    ChildStack& operator=(const ChildStack&) = delete;
+    explicit operator bool() const { return base_ != nullptr; }
+    void* top() const { return static_cast<char*>(base_) + len_; }
+
+  private:
+    void* base_ = nullptr;
+    size_t len_ = 0;
+};
+
+using CloneFn = int (*)(int (*)(void*), void*, int, void*, ...);
+
+// TSan's clone interceptor treats every clone as a fork and resets its own
+// state in the child, which a CLONE_VM child shares with the parent; so
+// under TSan we call libc's clone, as TSan itself does.
+CloneFn libc_clone() {
+#ifdef SWARMFS_TSAN
+    static const CloneFn fn = [] {
+        void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+        void* sym = libc ? dlsym(libc, "clone") : nullptr;
+        return sym ? reinterpret_cast<CloneFn>(sym) : &::clone;
+    }();
+    return fn;
+#else
+    return &::clone;
+#endif
 }
 
 }  // namespace
@@ -168,45 +276,60 @@ Result<Spawned> spawn(const ExecSpec& spec) {
     std::string path = resolve_command(name);
     if (path.empty()) return make_error(ENOENT, "command not found: " + name);
 
-    // Everything the child needs is built before fork. execve takes char*
+    // Everything the child needs is built before clone. execve takes char*
     // for historical reasons but never writes through it.
     std::vector<char*> argv, envp;
+    argv.reserve(spec.argv.size() + 1);
+    envp.reserve(spec.env.size() + 1);
     for (auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     for (auto& e : spec.env) envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
-    const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
 
-    UniqueFd in_r, in_w, out_r, out_w, err_r, err_w, st_r, st_w;
-    if (!make_pipe(in_r, in_w) || !make_pipe(out_r, out_w) || !make_pipe(err_r, err_w) ||
-        !make_pipe(st_r, st_w))
+    UniqueFd in_r, in_w, out_r, out_w, err_r, err_w;
+    if (!make_pipe(in_r, in_w) || !make_pipe(out_r, out_w) || !make_pipe(err_r, err_w))
         return make_error(EMFILE, std::string("pipe: ") + strerror(errno));
 
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) return make_error(EAGAIN, std::string("fork: ") + strerror(errno));
-    if (pid == 0)
-        run_child(parent, in_r, out_w, err_w, st_w, path.c_str(), cwd, argv.data(), envp.data());
+    ChildStack stack;
+    if (!stack) return make_error(EAGAIN, std::string("child stack: ") + strerror(errno));
+    ChildArgs args{};
+    args.path = path.c_str();
+    args.argv = argv.data();
+    args.envp = envp.data();
+    args.cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
+    args.in = in_r.get();
+    args.out = out_w.get();
+    args.err = err_w.get();
+    args.parent = getpid();
+
+    // The child starts with our mask, so blocking everything here means no
+    // signal reaches it before it has reset the handlers. All 64, glibc's
+    // internal ones too, which pthread_sigmask would leave open.
+    uint64_t all = ~uint64_t{0}, old = 0;
+    syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &old, kKernelSigsetBytes);
+    // CLONE_VFORK: returns once the child has exec'd or exited, so neither
+    // its stack nor args is in use any more.
+    pid_t pid = libc_clone()(child_main, stack.top(), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+    int clone_errno = errno;
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, kKernelSigsetBytes);
+    if (pid < 0) return make_error(EAGAIN, std::string("clone: ") + strerror(clone_errno));
 
     Spawned s;
     s.child = ChildProcess(pid);  // from here on, any return kills and reaps it
-    st_w.reset();                 // else the read below never sees EOF
     in_r.reset();
     out_w.reset();
     err_w.reset();
 
-    // EOF: the exec succeeded (the pipe closed on exec). A record: it failed.
-    ChildFailure f{};
-    ssize_t got;
-    do got = read(st_r.get(), &f, sizeof f);
-    while (got < 0 && errno == EINTR);
-    if (got == sizeof f) {
+    if (args.failed_step != kReachedExec) {
         s.child.kill_and_reap();  // it is exiting already; nothing else is in its group
-        int code = f.error == ENOENT ? ENOENT : EIO;
-        if (f.step == ChildFailure::kChdir)
+        int e = args.error;
+        int code = e == ENOENT ? ENOENT : EIO;
+        if (args.failed_step == kChdir)
             return make_error(code, "cannot run " + name + ": working directory " + spec.cwd +
-                                        ": " + strerror(f.error));
-        return make_error(code, "cannot run " + name + ": " + strerror(f.error));
+                                        ": " + strerror(e));
+        if (args.failed_step == kStdio)
+            return make_error(EIO, "cannot run " + name + ": redirecting stdio: " + strerror(e));
+        return make_error(code, "cannot run " + name + ": " + strerror(e));
     }
 
     // The owners learn of the exit through the pidfd; without one they

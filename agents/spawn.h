@@ -6,11 +6,17 @@
 // The child gets its own process group (so a kill reaches its grandchildren
 // too), dies with the server (PR_SET_PDEATHSIG: a killed server must not
 // leave a turn running that a restart would run again), inherits no other
-// descriptor of ours, and starts with default SIGPIPE and an empty signal
-// mask. Failures come back as an Error with an errno, never as an
-// exception: an exec failure in the child is reported through a
-// close-on-exec pipe, so start() can say "cannot run X: Permission denied"
-// instead of a child that exits 127 for no visible reason.
+// descriptor of ours, and starts with default SIGPIPE, no handler of ours
+// and an empty signal mask. Failures come back as an Error with an errno,
+// never as an exception: a failure in the child before exec is reported to
+// spawn(), so it can say "cannot run X: Permission denied" instead of a
+// child that exits 127 for no visible reason.
+//
+// spawn() does not fork: the server's heap is large and fork copies its
+// page tables, which capped exec turns at a third of what the machine can
+// start. It clones the calling thread vfork-style (CLONE_VM | CLONE_VFORK,
+// on a stack of its own, as posix_spawn does): the child borrows our memory
+// until it execs, and only the calling thread waits for that.
 #include <sys/types.h>
 
 #include <optional>
@@ -79,11 +85,18 @@ struct Spawned {
     UniqueFd pidfd;  // readable once the child exits (pidfd_open)
 };
 
-// Forks and execs spec.argv (searched on PATH) with spec.env in spec.cwd;
+// Starts spec.argv (searched on PATH) with spec.env in spec.cwd;
 // spec.input is not used here. Returns once the exec has succeeded or
 // failed, never leaving a half-started child. Errors: EINVAL (empty argv),
 // ENOENT (command not found, or no such cwd), EMFILE (no pipes), EAGAIN
-// (fork), ENOSYS (no pidfd_open), EIO (any other exec or chdir failure).
+// (no process or stack), ENOSYS (no pidfd_open), EIO (any other exec or
+// chdir failure).
+//
+// Safe to call from any number of threads at once, with one rule: the
+// kernel sends the death signal when the *thread* that started the child
+// ends, not the process. So call it only from threads that live as long as
+// the server (the event loop's, the server's worker pool); a child started
+// from a short-lived thread is killed when that thread returns.
 Result<Spawned> spawn(const ExecSpec& spec);
 
 }  // namespace swarmfs
