@@ -111,7 +111,8 @@ bool Swarm::start_turn(const std::shared_ptr<Agent>& ap) {
                 t->conv_vars = c->vars.dump();
             }
         }
-        refresh_streams(a);
+        // No stream changes liveness here: the agent was active (ready) and
+        // stays active (running).
     }
     count_start(a.name, t->msg);
     turns_[t->id] = t;

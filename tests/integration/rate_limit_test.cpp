@@ -135,18 +135,6 @@ class RateLimitBase : public MountedSwarm {
         return R"({"providers": {"local": )" + provider(fake_.base_url(), limits()) + "}}";
     }
 
-    std::string status(const std::string& agent) { return slurp(p("agents/" + agent + "/status")); }
-    std::string field(const std::string& agent, const std::string& key) {
-        return kv(status(agent), key).value_or("(none)");
-    }
-    bool wait_field(const std::string& agent, const std::string& key, const std::string& value,
-                    double timeout = 30) {
-        return wait_until([&] { return field(agent, key) == value; }, timeout, 0.02);
-    }
-    int ctl(const std::string& agent, const std::string& cmd) {
-        return write_file(p("agents/" + agent + "/ctl"), cmd + "\n");
-    }
-    std::string err(const std::string& agent) { return slurp(p("agents/" + agent + "/err")); }
     void make_model(const std::string& name, const std::string& prov = "local") {
         json cfg = {{"provider", prov}, {"model", "m"}, {"instructions", "You trade."}};
         ASSERT_NO_FATAL_FAILURE(make_agent(name, cfg.dump()));

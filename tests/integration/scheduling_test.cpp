@@ -217,19 +217,6 @@ Metrics parse_metrics(const std::string& text) {
 
 class Base : public MountedSwarm {
   protected:
-    std::string status(const std::string& agent) { return slurp(p("agents/" + agent + "/status")); }
-    std::string field(const std::string& agent, const std::string& key) {
-        return kv(status(agent), key).value_or("(none)");
-    }
-    // Polls agents/NAME/status until `key` has `value`.
-    bool wait_field(const std::string& agent, const std::string& key, const std::string& value,
-                    double timeout = 20) {
-        return wait_until([&] { return field(agent, key) == value; }, timeout, 0.02);
-    }
-    int ctl(const std::string& agent, const std::string& cmd) {
-        return write_file(p("agents/" + agent + "/ctl"), cmd + "\n");
-    }
-    std::string err(const std::string& agent) { return slurp(p("agents/" + agent + "/err")); }
     // A path in the test's own directory (outside the mount).
     std::string file(const std::string& name) const { return dir() + "/" + name; }
     void touch(const std::string& path) { ASSERT_EQ(write_file(path, ""), 0) << path; }

@@ -715,6 +715,27 @@ bool MountedSwarm::wait_idle(const std::string& agent, double timeout) {
         timeout, 0.05);
 }
 
+std::string MountedSwarm::status(const std::string& agent) {
+    return slurp(p("agents/" + agent + "/status"));
+}
+
+std::string MountedSwarm::field(const std::string& agent, const std::string& key) {
+    return kv(status(agent), key).value_or("(none)");
+}
+
+bool MountedSwarm::wait_field(const std::string& agent, const std::string& key,
+                              const std::string& value, double timeout) {
+    return wait_until([&] { return field(agent, key) == value; }, timeout, 0.02);
+}
+
+int MountedSwarm::ctl(const std::string& agent, const std::string& cmd) {
+    return write_file(p("agents/" + agent + "/ctl"), cmd + "\n");
+}
+
+std::string MountedSwarm::err(const std::string& agent) {
+    return slurp(p("agents/" + agent + "/err"));
+}
+
 }  // namespace swarmfs::it
 
 namespace swarmfs::it {

@@ -164,6 +164,15 @@ class MountedSwarm : public ::testing::Test {
     std::string cat_stream(const std::string& rel, double timeout = 15);
     // Polls agents/NAME/status until it says `state idle`.
     bool wait_idle(const std::string& agent, double timeout = 15);
+    // agents/NAME/status, and one of its `key value` lines ("(none)" if absent).
+    std::string status(const std::string& agent);
+    std::string field(const std::string& agent, const std::string& key);
+    // Polls agents/NAME/status until `key` has `value`.
+    bool wait_field(const std::string& agent, const std::string& key, const std::string& value,
+                    double timeout = 20);
+    // Writes one command line to agents/NAME/ctl; returns 0 or errno.
+    int ctl(const std::string& agent, const std::string& cmd);
+    std::string err(const std::string& agent);  // agents/NAME/err
 
   private:
     void spawn_server();
