@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -137,6 +138,11 @@ Swarm::Swarm(SwarmOptions opts)
 }
 
 Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
+    if (!opts.vault_dir.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(opts.vault_dir, ec);
+        if (ec) return make_error(ec.value(), "vault " + opts.vault_dir + ": " + ec.message());
+    }
     auto log = EventLog::open(opts.db_path);
     if (!log) return log.error();
     std::unique_ptr<Swarm> s(new Swarm(std::move(opts)));

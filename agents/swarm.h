@@ -32,6 +32,9 @@ namespace swarmfs {
 struct SwarmOptions {
     std::string db_path = ":memory:";  // the event log (state/swarm.db)
     std::string workdir;               // where exec agents run; empty: current dir
+    // The state folder (hidden from sandboxes) and the vault: a real folder
+    // served as vault/ (default STATE/vault; created at open). Empty: none.
+    std::string state_dir, vault_dir;
     nlohmann::json defaults = nlohmann::json::object();   // config of a mkdir'd agent
     nlohmann::json agents = nlohmann::json::object();     // declared at start (swarm.json)
     std::map<std::string, std::string> exec_env;          // added to every exec agent's environment
@@ -66,6 +69,7 @@ class Swarm {
     std::string metrics_text() const;  // Prometheus text format
     std::shared_ptr<ByteStream> log_stream() const { return log_stream_; }
     double started() const { return started_; }
+    const std::string& vault_dir() const { return opts_.vault_dir; }
 
     // --- agents
     std::vector<std::string> agent_names() const;

@@ -122,6 +122,8 @@ int main(int argc, char** argv) {
 
     swarmfs::SwarmOptions sopts;
     sopts.db_path = state + "/swarm.db";
+    sopts.state_dir = state;
+    sopts.vault_dir = state + "/vault";
     sopts.workdir = std::filesystem::current_path().string();
     if (!o.config.empty()) {
         if (auto s = swarmfs::load_swarm_file(o.config, sopts); !s) return fail(s.error().message);
