@@ -52,6 +52,11 @@ struct Agent {
 
     mutable std::mutex mu;  // everything below
     AgentConfig config;
+    // What it may do and see now: the config's grant, narrowed by its
+    // pledges (pledged). A new grant from the owner replaces both.
+    CapabilitySet caps;
+    UnveilMap unveil;
+    bool pledged = false;
     double created = 0, changed = 0;
     bool removed = false;  // taken out of the swarm; its running turns are being ended
 

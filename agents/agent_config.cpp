@@ -1,8 +1,10 @@
 #include "agents/agent_config.h"
 
+#include <algorithm>
 #include <functional>
 
 #include "agents/json_document.h"
+#include "agents/tools/tool.h"
 
 namespace swarmfs {
 
@@ -54,7 +56,7 @@ const std::map<std::string, KeyReader>& key_readers() {
              if (!v.is_array()) return bad("tools must be an array of tool names");
              c.tools.clear();
              for (auto& t : v) {
-                 if (!t.is_string() || t.get<std::string>().empty())
+                 if (!t.is_string() || !valid_tool_name(t.get<std::string>()))
                      return bad("tools must contain tool names, got " + t.dump());
                  c.tools.push_back(t.get<std::string>());
              }
@@ -148,6 +150,41 @@ const std::map<std::string, KeyReader>& key_readers() {
              }
              return std::nullopt;
          }},
+        {"caps",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             auto caps = CapabilitySet::from_json(v);
+             if (!caps) return bad("caps: " + caps.error().message);
+             c.caps = std::move(*caps);
+             return std::nullopt;
+         }},
+        {"unveil",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             auto u = UnveilMap::from_json(v);
+             if (!u) return bad("unveil: " + u.error().message);
+             // An agent always sees its own folder; the rest of the swarm is
+             // reached through capabilities, so only the vault is unveiled.
+             for (auto& [path, mode] : u->entries())
+                 if (path != "/vault" && path.rfind("/vault/", 0) != 0)
+                     return bad("unveil: " + path +
+                                " is not under /vault (only vault paths are unveiled; "
+                                "send:, publish:, tool: and handoff: grant the rest)");
+             c.unveil = std::move(*u);
+             return std::nullopt;
+         }},
+        {"owns",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             if (!v.is_array()) return bad("owns must be an array of vault folder names");
+             c.owns.clear();
+             for (auto& f : v) {
+                 if (!f.is_string() || !valid_agent_name(f.get<std::string>()))
+                     return bad("owns must contain top-level vault folder names (no /), got " +
+                                f.dump());
+                 c.owns.push_back(f.get<std::string>());
+             }
+             std::sort(c.owns.begin(), c.owns.end());
+             c.owns.erase(std::unique(c.owns.begin(), c.owns.end()), c.owns.end());
+             return std::nullopt;
+         }},
         {"env",
          [](const json& v, AgentConfig& c) -> std::optional<Error> {
              if (!v.is_object()) return bad("env must be an object of strings");
@@ -218,7 +255,28 @@ nlohmann::json AgentConfig::to_json() const {
     if (turn_timeout) j["turn_timeout"] = turn_timeout;
     if (max_restarts != 5 || restart_period != 30)
         j["restart"] = {{"max_restarts", max_restarts}, {"period", restart_period}};
+    if (!caps.empty()) j["caps"] = caps.to_json();
+    if (!unveil.empty()) j["unveil"] = unveil.to_json();
+    if (!owns.empty()) j["owns"] = owns;
     return j;
+}
+
+CapabilitySet AgentConfig::granted() const {
+    json all = caps.to_json();
+    for (auto& t : tools) all.push_back("tool:" + t);
+    for (auto& h : handoffs) all.push_back("handoff:" + h);
+    // Each entry was validated when the config was read.
+    auto set = CapabilitySet::from_json(all);
+    return set ? *set : CapabilitySet{};
+}
+
+UnveilMap AgentConfig::granted_unveil() const {
+    if (owns.empty()) return unveil;
+    json all = unveil.to_json();
+    for (auto& f : owns)
+        if (!all.contains("/vault/" + f)) all["/vault/" + f] = "rw";
+    auto map = UnveilMap::from_json(all);
+    return map ? *map : unveil;
 }
 
 std::string AgentConfig::to_text() const { return to_json().dump(2) + "\n"; }

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agents/capabilities.h"
 #include "agents/ready_queue.h"
 #include "vault/result.h"
 
@@ -33,6 +34,11 @@ struct AgentConfig {
     double turn_timeout = 0;     // seconds a turn may run; 0: no limit
     int64_t max_restarts = 5;    // restart intensity: at most this many
     double restart_period = 30;  // ... crashes in this many seconds
+    // What it may do and see, granted by the swarm's owner (docs/capabilities.md).
+    // tools and handoffs above are grants too: granted() folds them in.
+    CapabilitySet caps;
+    UnveilMap unveil;               // vault paths it may see: /vault/...
+    std::vector<std::string> owns;  // top-level vault folders it owns (may write)
 
     // EINVAL with a reason a user can act on ("config: exec must be ...").
     static Result<AgentConfig> parse(std::string_view text);
@@ -44,6 +50,11 @@ struct AgentConfig {
     nlohmann::json to_json() const;
     // Pretty JSON plus newline: what reading the config file shows.
     std::string to_text() const;
+    // Every capability the config grants: caps, plus tool:T for each of
+    // tools and handoff:H for each of handoffs.
+    CapabilitySet granted() const;
+    // unveil, plus rw on each folder it owns (unless unveil says otherwise).
+    UnveilMap granted_unveil() const;
     bool is_model() const { return exec.empty() && !provider.empty(); }
     bool runnable() const { return !exec.empty() || (!provider.empty() && !model.empty()); }
 };

@@ -246,9 +246,9 @@ Status Swarm::declare_agents() {
 void Swarm::on_committed(const Event& e) {
     log_stream_->append(e.to_line());
     static const std::set<std::string> declared = {
-        "agent_created", "agent_config", "agent_removed", "agent_ctl",
-        "conv_created",  "conv_routed",  "conv_closed",   "conv_vars",
-        "conv_handoff",  "message",      "topic_created", "published"};
+        "agent_created", "agent_config", "agent_removed", "agent_ctl",    "conv_created",
+        "conv_routed",   "conv_closed",  "conv_vars",     "conv_handoff", "message",
+        "topic_created", "published",    "agent_pledged"};
     if (!declared.count(e.kind)) return;
     apply(e, false);
 }
@@ -412,19 +412,27 @@ void Swarm::apply(const Event& e, bool replaying) {
         auto a = std::make_shared<Agent>();
         a->name = agent;
         a->config = cfg ? *cfg : AgentConfig{};
+        a->caps = a->config.granted();
+        a->unveil = a->config.granted_unveil();
         a->created = a->changed = e.ts;
         a->intensity = intensity_for(a->config);
         {
             std::lock_guard tl(topics_mu_);
             for (auto& t : a->config.subscribe) topic(t, e.ts);
         }
-        std::unique_lock lk(reg_mu_);
-        a->key = ++agent_key_seq_;
-        agents_[agent] = std::move(a);
+        auto owns = a->config.owns;
+        {
+            std::unique_lock lk(reg_mu_);
+            a->key = ++agent_key_seq_;
+            agent_keys_[a->key] = agent;
+            agents_[agent] = std::move(a);
+        }
+        index_owner(agent, owns);
     } else if (k == "agent_config") {
         auto a = agent_ptr(agent);
         if (!a) return;
         bool moved = false;
+        std::vector<std::string> owns;
         {
             std::lock_guard lk(a->mu);
             if (auto cfg = AgentConfig::from_json(d.value("config", json::object()))) {
@@ -432,13 +440,16 @@ void Swarm::apply(const Event& e, bool replaying) {
                     cfg->restart_period != a->config.restart_period)
                     a->intensity = intensity_for(*cfg);
                 moved = cfg->priority != a->config.priority;
-                a->config = *cfg;
+                AgentConfig before = std::exchange(a->config, *cfg);
+                apply_grant(*a, before);
                 std::lock_guard tl(topics_mu_);
                 for (auto& t : a->config.subscribe) topic(t, e.ts);
             }
+            owns = a->config.owns;
             a->changed = e.ts;
             refresh_streams(*a);
         }
+        index_owner(agent, owns);
         if (!replaying)
             loop_->post([this, agent, key = a->key, moved] {
                 // Work already waiting for a worker moves to its new class.
@@ -453,7 +464,9 @@ void Swarm::apply(const Event& e, bool replaying) {
             if (it == agents_.end()) return;
             a = std::move(it->second);
             agents_.erase(it);
+            agent_keys_.erase(a->key);
         }
+        index_owner(agent, {});
         {
             std::lock_guard lk(a->mu);
             a->removed = true;
@@ -492,6 +505,18 @@ void Swarm::apply(const Event& e, bool replaying) {
             refresh_streams(*a);
         }
         if (!replaying && !stopped) loop_->post([this, agent] { schedule(agent); });
+    } else if (k == "agent_pledged") {
+        auto a = agent_ptr(agent);
+        if (!a) return;
+        auto caps = CapabilitySet::from_json(d.value("caps", json::array()));
+        auto unveil = UnveilMap::from_json(d.value("unveil", json::object()));
+        std::lock_guard lk(a->mu);
+        // Checked before it was logged; a bad entry (a hand-edited log)
+        // leaves the agent with nothing rather than with more.
+        a->caps = caps ? *caps : CapabilitySet{};
+        a->unveil = unveil ? *unveil : UnveilMap{};
+        a->pledged = true;
+        a->changed = e.ts;
     } else if (k == "topic_created") {
         std::lock_guard tl(topics_mu_);
         topic(str(d, "topic"), e.ts);
@@ -616,7 +641,7 @@ void Swarm::apply(const Event& e, bool replaying) {
             a->crashed = str(d, "reason");
             a->last_error = "crashed: " + a->crashed;
         }
-    } else if (k == "error") {
+    } else if (k == "error" || k == "refused") {
         if (auto a = agent_ptr(agent)) {
             std::lock_guard lk(a->mu);
             add_err_line(*a, str(d, "message"), e.ts);
@@ -671,6 +696,8 @@ Status Swarm::create_agent(const std::string& name, std::optional<json> config) 
         return report("", make_error(EINVAL, "agent " + name + ": " + st.error().message));
     std::lock_guard dl(declare_mu_);
     if (has_agent(name)) return make_error(EEXIST, "agent " + name + " exists");
+    if (auto st = check_ownership(name, *parsed); !st)
+        return report("", make_error(EINVAL, "agent " + name + ": " + st.error().message));
     return commit("agent_created", {{"agent", name}, {"config", parsed->to_json()}});
 }
 
@@ -701,6 +728,7 @@ Status Swarm::set_config_text(const std::string& name, std::string_view text) {
     if (auto st = check_references(*parsed); !st) return report(name, st.error());
     std::lock_guard dl(declare_mu_);
     if (!has_agent(name)) return make_error(ENOENT, "no agent " + name);
+    if (auto st = check_ownership(name, *parsed); !st) return report(name, st.error());
     return commit("agent_config", {{"agent", name}, {"config", parsed->to_json()}});
 }
 
@@ -744,10 +772,12 @@ std::optional<Error> budget_error(const Agent& a) {
 }
 }  // namespace
 
-Status Swarm::enqueue(const std::string& agent, int64_t conv, std::string text) {
+Status Swarm::enqueue(const std::string& agent, int64_t conv, std::string text,
+                      const std::string& from) {
     int64_t msg = ++msg_seq_;
     json d = {{"msg", msg}, {"agent", agent}, {"text", std::move(text)}};
     if (conv) d["conv"] = conv;
+    if (!from.empty()) d["from"] = from;
     if (auto s = commit("message", std::move(d)); !s) return report(agent, s.error());
     return {};
 }
@@ -839,7 +869,7 @@ Result<double> Swarm::agent_changed(const std::string& name) const {
 Status Swarm::agent_ctl(const std::string& name, std::string_view commands) {
     if (!has_agent(name)) return make_error(ENOENT, "no agent " + name);
     auto s = run_commands(agent_commands(name), commands);
-    if (!s) return report(name, make_error(s.error().code, "ctl: " + s.error().message));
+    if (!s) return ctl_failed(name, "ctl", s.error());
     return s;
 }
 
@@ -938,9 +968,7 @@ Status Swarm::conv_ctl(int64_t id, std::string_view commands) {
         agent = c->agent;
     }
     auto s = run_commands(conv_commands(id), commands);
-    if (!s)
-        return report(agent, make_error(s.error().code, "conv " + std::to_string(id) +
-                                                            " ctl: " + s.error().message));
+    if (!s) return ctl_failed(agent, "conv " + std::to_string(id) + " ctl", s.error());
     return s;
 }
 

@@ -40,6 +40,9 @@ struct SwarmOptions {
     std::map<std::string, std::string> exec_env;          // added to every exec agent's environment
     nlohmann::json providers = nlohmann::json::object();  // name -> {base_url, api_key_env, ...}
     nlohmann::json tools = nlohmann::json::object();      // the swarm file's tools section
+    // The first of the uids processes started for agents run as (uid_base
+    // + the agent's number); used when the server runs as root.
+    uid_t uid_base = 900000;
     int workers = 64;  // turns that may run at once (slots, not threads)
     int threads = 0;   // the worker pool for CPU work; 0: one per core, 2..8
     double aging = 5;  // seconds of waiting that lift ready work one priority class
@@ -96,6 +99,40 @@ class Swarm {
     std::shared_ptr<ByteStream> agent_output(const std::string& name) const;
     Result<double> agent_changed(const std::string& name) const;
 
+    // --- capabilities (swarm_caps.cpp). The *_as calls are made on an
+    // agent's behalf (through its view): each is checked against what the
+    // agent holds now, and a refusal is EPERM (EACCES for a file's mode), an
+    // err line and a "refused" event in the log.
+    Result<std::string> caps_text(const std::string& agent) const;  // agents/NAME/caps
+    Result<CapabilitySet> caps_of(const std::string& agent) const;
+    Result<UnveilMap> unveil_of(const std::string& agent) const;
+    // The mode `agent` has on a vault path ("/kb/a.md", relative to the
+    // vault; "/" is the vault itself): its unveil map, capped at r outside
+    // the folders it owns; rw on the folders it owns.
+    Mode vault_mode(const std::string& agent, const std::string& path) const;
+    // The owner of a top-level vault folder; empty when it has none.
+    std::string vault_owner(const std::string& folder) const;
+    // Records a refusal made on agent's behalf: err line, log, and returns e.
+    // extra: more fields for the event (a model turn's turn and msg).
+    Error refuse(const std::string& agent, const std::string& capability, Error e,
+                 const nlohmann::json& extra = nullptr);
+    Status can_send_as(const std::string& from, const std::string& to);
+    Status send_as(const std::string& from, const std::string& to, std::string text);
+    Status check_publish_as(const std::string& from, const std::string& topic);
+    Status publish_as(const std::string& from, const std::string& topic, std::string text);
+    void call_tool_as(const std::string& agent, const std::string& tool, std::string args_json,
+                      std::function<void(Result<std::string>)> done);
+    // An agent's own ctl through its view: pledge and unveil only.
+    Status agent_ctl_as(const std::string& agent, std::string_view commands);
+    // A conversation's ctl through the view of the agent serving it: handoff only.
+    Status conv_ctl_as(const std::string& agent, int64_t id, std::string_view commands);
+    // Conversations whose current agent is `agent`.
+    std::vector<int64_t> conversations_of(const std::string& agent) const;
+    // Processes started for an agent run as a uid of its own (sandbox_uid),
+    // so the file server knows on whose behalf a request comes.
+    uid_t sandbox_uid(const std::string& agent) const;  // 0 when it has none
+    std::optional<std::string> agent_for_uid(uid_t uid) const;
+
     // --- tools (tools/NAME/spec, tools/NAME/call)
     std::vector<std::string> tool_names() const;
     Result<std::string> tool_spec(const std::string& name) const;
@@ -143,7 +180,13 @@ class Swarm {
     void apply(const Event& e, bool replaying);  // the reducer: state from events
     void on_committed(const Event& e);
     Status commit(const std::string& kind, nlohmann::json data);
-    Status enqueue(const std::string& agent, int64_t conv, std::string text);
+    Status enqueue(const std::string& agent, int64_t conv, std::string text,
+                   const std::string& from = {});
+    // A ctl write failed: EPERM is a refusal by capability, the rest errors.
+    Status ctl_failed(const std::string& agent, const std::string& what, Error e);
+    // Runs a tool for an agent (empty: the swarm's owner, tools/NAME/call).
+    void run_tool(const std::string& agent, const std::string& name, std::string args_json,
+                  std::function<void(Result<std::string>)> done);
     // The agent a message to conversation id goes to, or why it cannot.
     Result<std::string> conv_target(int64_t id);
     Status declare_agents();
@@ -180,7 +223,8 @@ class Swarm {
     // Built on a worker thread from copies: the turn itself is the loop's.
     nlohmann::json model_context(const AgentConfig& c, const QueuedMessage& m,
                                  const nlohmann::json& turn_messages) const;
-    nlohmann::json model_tools(const AgentConfig& c) const;
+    // The tools and transfer_to_NAME functions the agent holds now.
+    nlohmann::json model_tools(const std::string& agent, const CapabilitySet& caps) const;
     Status check_references(const AgentConfig& c) const;
     Result<ChatOptions> provider_options(const AgentConfig& c) const;
 
@@ -214,6 +258,11 @@ class Swarm {
     CommandTable swarm_commands();
     CommandTable agent_commands(const std::string& name);
     CommandTable conv_commands(int64_t id);
+    CommandTable pledge_commands(const std::string& name);  // swarm_caps.cpp
+    // The owner's grant changed: the pledge (if any) gives way to it (a.mu).
+    static void apply_grant(Agent& a, const AgentConfig& before);
+    // EINVAL when a folder cfg owns is another agent's.
+    Status check_ownership(const std::string& name, const AgentConfig& cfg) const;
 
     SwarmOptions opts_;
     std::unique_ptr<EventLog> log_;
@@ -233,7 +282,11 @@ class Swarm {
     std::unordered_map<std::string, std::shared_ptr<Agent>> agents_;
     std::map<int64_t, std::shared_ptr<Conversation>> convs_;
     uint64_t agent_key_seq_ = 0;
-    mutable std::mutex topics_mu_;  // topics_ and what is in them; a leaf
+    std::unordered_map<uint64_t, std::string> agent_keys_;  // key -> name (sandbox uids)
+    std::map<std::string, std::string> vault_owners_;       // top-level folder -> agent
+    void index_owner(const std::string& agent,
+                     const std::vector<std::string>& owns);  // reg_mu_ free
+    mutable std::mutex topics_mu_;                           // topics_ and what is in them; a leaf
     std::map<std::string, Topic> topics_;
     // Serializes check-then-commit for declarations (agents, config, ctl) so
     // two racing writers cannot both pass validation. Taken before any other.

@@ -94,6 +94,58 @@ CommandTable Swarm::swarm_commands() {
          }},
         {"kill", "kill NAME", 1, 1,
          [this](const CommandArgs& a) { return remove_agent(a.words[0], true); }},
+        // Granting is the owner's alone: an agent's own ctl can only pledge.
+        {"grant", "grant NAME CAPABILITY ...", 2, SIZE_MAX,
+         [this](const CommandArgs& a) -> Status {
+             std::vector<std::string> caps(a.words.begin() + 1, a.words.end());
+             if (auto c = CapabilitySet::from_json(json(caps)); !c)
+                 return make_error(EINVAL, "grant: " + c.error().message);
+             return update_config(a.words[0], [&](AgentConfig& c) {
+                 json all = c.caps.to_json();
+                 for (auto& w : caps) all.push_back(w);
+                 if (auto set = CapabilitySet::from_json(all)) c.caps = *set;
+             });
+         }},
+        {"revoke", "revoke NAME CAPABILITY ...", 2, SIZE_MAX,
+         [this](const CommandArgs& a) -> Status {
+             std::vector<Capability> gone;
+             for (size_t i = 1; i < a.words.size(); ++i) {
+                 auto c = Capability::parse(a.words[i]);
+                 if (!c) return make_error(EINVAL, "revoke: " + c.error().message);
+                 gone.push_back(*c);
+             }
+             // A capability can come from caps, tools or handoffs: revoke
+             // takes it from wherever the config granted it.
+             auto held_in = [](const AgentConfig& c, const Capability& g) {
+                 auto& e = c.caps.entries();
+                 auto in = [&](const std::vector<std::string>& l) {
+                     return std::find(l.begin(), l.end(), g.target) != l.end();
+                 };
+                 return std::find(e.begin(), e.end(), g) != e.end() ||
+                        (g.kind == Capability::Kind::tool && in(c.tools)) ||
+                        (g.kind == Capability::Kind::handoff && in(c.handoffs));
+             };
+             {
+                 auto ag = agent_ptr(a.words[0]);
+                 if (!ag) return make_error(ENOENT, "no agent " + a.words[0]);
+                 std::lock_guard lk(ag->mu);
+                 for (auto& g : gone)
+                     if (!held_in(ag->config, g))
+                         return make_error(
+                             EINVAL, "revoke: " + a.words[0] + " was not granted " + g.to_string());
+             }
+             return update_config(a.words[0], [&](AgentConfig& c) {
+                 json kept = json::array();
+                 for (auto& cap : c.caps.entries())
+                     if (std::find(gone.begin(), gone.end(), cap) == gone.end())
+                         kept.push_back(cap.to_string());
+                 for (auto& g : gone) {
+                     if (g.kind == Capability::Kind::tool) std::erase(c.tools, g.target);
+                     if (g.kind == Capability::Kind::handoff) std::erase(c.handoffs, g.target);
+                 }
+                 if (auto set = CapabilitySet::from_json(kept)) c.caps = *set;
+             });
+         }},
     };
 }
 
@@ -120,7 +172,7 @@ CommandTable Swarm::agent_commands(const std::string& name) {
         }
         return {};
     };
-    return {
+    CommandTable table = {
         {"stop", "stop", 0, 0, [stop](const CommandArgs&) { return stop(); }},
         {"start", "start", 0, 0,
          [set_run_state](const CommandArgs&) { return set_run_state("start"); }},
@@ -150,6 +202,8 @@ CommandTable Swarm::agent_commands(const std::string& name) {
              return update_config(name, [&](AgentConfig& c) { c.budget = n; });
          }},
     };
+    for (auto& c : pledge_commands(name)) table.push_back(std::move(c));
+    return table;
 }
 
 CommandTable Swarm::conv_commands(int64_t id) {
@@ -177,14 +231,9 @@ CommandTable Swarm::conv_commands(int64_t id) {
                      return make_error(EDESTADDRREQ, "conversation has no agent to hand off from");
                  if (!agent_ptr(to)) return make_error(ENOENT, "no agent " + to);
                  std::lock_guard lk(src->mu);
-                 const auto& allowed = src->config.handoffs;
-                 if (std::find(allowed.begin(), allowed.end(), to) == allowed.end()) {
-                     std::string list;
-                     for (auto& h : allowed) list += (list.empty() ? "" : ", ") + h;
-                     return make_error(
-                         EPERM, "agent " + from + " may not hand off to " + to +
-                                    " (its handoffs: " + (list.empty() ? "none" : list) + ")");
-                 }
+                 if (!src->caps.allows(Capability::Kind::handoff, to))
+                     return make_error(EPERM, "agent " + from + " may not hand off to " + to +
+                                                  " (it does not hold handoff:" + to + ")");
              }
              return commit("conv_handoff", {{"conv", id}, {"from", from}, {"to", to}});
          }},

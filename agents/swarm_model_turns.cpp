@@ -148,11 +148,24 @@ json Swarm::model_context(const AgentConfig& cfg, const QueuedMessage& m,
     return out;
 }
 
-json Swarm::model_tools(const AgentConfig& cfg) const {
+json Swarm::model_tools(const std::string& agent, const CapabilitySet& caps) const {
     json tools = json::array();
-    for (auto& t : cfg.tools)
-        if (auto tool = tools_->get(t)) tools.push_back(openai_tool_json(tool->spec()));
-    for (auto& h : cfg.handoffs) {
+    for (auto& t : tools_->names())
+        if (caps.allows(Capability::Kind::tool, t))
+            if (auto tool = tools_->get(t)) tools.push_back(openai_tool_json(tool->spec()));
+    std::vector<std::string> targets;
+    for (auto& c : caps.entries()) {
+        if (c.kind != Capability::Kind::handoff) continue;
+        if (!c.wildcard()) {
+            targets.push_back(c.target);
+            continue;
+        }
+        for (auto& n : agent_names())
+            if (n != agent) targets.push_back(n);
+    }
+    std::sort(targets.begin(), targets.end());
+    targets.erase(std::unique(targets.begin(), targets.end()), targets.end());
+    for (auto& h : targets) {
         std::string about = "continues this conversation";
         if (auto target = agent_ptr(h)) {
             std::lock_guard lk(target->mu);
@@ -171,9 +184,15 @@ void Swarm::call_model(Turn& t) {
     if (!t.events.empty()) log_->post(std::exchange(t.events, {}));
     // Building the request (parsing the transcript, trimming it to the
     // window) is a worker's job, from copies; the turn stays the loop's.
-    pool_->submit([this, id = t.id, cfg = t.config, msg = t.msg, done = t.messages] {
+    CapabilitySet caps;
+    {
+        std::lock_guard lk(t.agent->mu);
+        caps = t.agent->caps;
+    }
+    pool_->submit([this, id = t.id, cfg = t.config, msg = t.msg, done = t.messages,
+                   name = t.agent->name, caps = std::move(caps)] {
         json messages = model_context(cfg, msg, done);
-        json tools = model_tools(cfg);
+        json tools = model_tools(name, caps);
         loop_->post([this, id, messages = std::move(messages), tools = std::move(tools)] {
             send_model_request(id, messages, tools);
         });
@@ -277,17 +296,25 @@ void Swarm::on_model_done(int64_t id, const ChatResult& r) {
                                {"content", ""}});
     t->tools_pending = static_cast<int>(r.tool_calls.size());
     const QueuedMessage& m = t->msg;
+    // Checked against what the agent holds now: a pledge made during the
+    // turn holds, and whatever a tool result told the model, it can call
+    // only what was granted.
+    CapabilitySet caps;
+    {
+        std::lock_guard lk(a.mu);
+        caps = a.caps;
+    }
     std::vector<std::pair<size_t, ToolResult>> immediate;
     for (size_t i = 0; i < r.tool_calls.size(); ++i) {
         const ToolCall& c = r.tool_calls[i];
         if (c.name.rfind(kTransfer, 0) == 0) {
             std::string target = c.name.substr(kTransfer.size());
-            const auto& allowed = t->config.handoffs;
             ToolResult res;
             if (!m.conv) {
                 res.content = "handoffs need a conversation; this message came to the inbox";
-            } else if (std::find(allowed.begin(), allowed.end(), target) == allowed.end()) {
-                res.content = "agent " + name + " may not hand off to " + target;
+            } else if (!caps.allows(Capability::Kind::handoff, target)) {
+                res.content =
+                    "capability refused: agent " + name + " does not hold handoff:" + target;
             } else if (!agent_ptr(target)) {
                 res.content = "no agent " + target;
             } else {
@@ -297,28 +324,20 @@ void Swarm::on_model_done(int64_t id, const ChatResult& r) {
             }
             if (!res.ok) {
                 // The model is told, and so is whoever watches err and the log.
-                double ts = now_seconds();
                 std::string why = "handoff refused: " + c.name + ": " + res.content;
-                {
-                    std::lock_guard lk(a.mu);
-                    add_err_line(a, why, ts);
-                    a.last_error = why;
-                }
-                Event e;
-                e.kind = "error";
-                e.ts = ts;
-                e.data = {{"agent", name},
-                          {"turn", id},
-                          {"msg", m.msg},
-                          {"message", why},
-                          {"errno", EPERM}};
-                log_->post({std::move(e)});
+                refuse(name, "handoff:" + target, make_error(EPERM, why),
+                       {{"turn", id}, {"msg", m.msg}});
             }
             immediate.emplace_back(base + i, res);
             continue;
         }
-        auto allowed = std::find(t->config.tools.begin(), t->config.tools.end(), c.name);
-        auto tool = allowed != t->config.tools.end() ? tools_->get(c.name) : nullptr;
+        if (!caps.allows(Capability::Kind::tool, c.name)) {
+            std::string why = "capability refused: agent " + name + " does not hold tool:" + c.name;
+            refuse(name, "tool:" + c.name, make_error(EPERM, why), {{"turn", id}, {"msg", m.msg}});
+            immediate.emplace_back(base + i, ToolResult{false, why});
+            continue;
+        }
+        auto tool = tools_->get(c.name);
         if (!tool) {
             immediate.emplace_back(
                 base + i, ToolResult{false, "no tool " + c.name + " is available to " + name});
@@ -374,15 +393,20 @@ Result<std::string> Swarm::tool_spec(const std::string& name) const {
 
 void Swarm::call_tool(const std::string& name, std::string args_json,
                       std::function<void(Result<std::string>)> done) {
+    run_tool("", name, std::move(args_json), std::move(done));
+}
+
+void Swarm::run_tool(const std::string& agent, const std::string& name, std::string args_json,
+                     std::function<void(Result<std::string>)> done) {
     auto t = tools_ ? tools_->get(name) : nullptr;
     if (!t) return done(make_error(ENOENT, "no tool " + name));
     json args = json::parse(args_json, nullptr, false);
     if (args.is_discarded()) {
-        report("", make_error(EINVAL, "tool " + name + ": arguments are not valid JSON"));
+        report(agent, make_error(EINVAL, "tool " + name + ": arguments are not valid JSON"));
         return done(std::string("error: arguments are not valid JSON\n"));
     }
-    t->call(std::move(args), [this, name, done](ToolResult r) {
-        if (!r.ok) report("", make_error(EIO, "tool " + name + ": " + r.content));
+    t->call(std::move(args), [this, agent, name, done](ToolResult r) {
+        if (!r.ok) report(agent, make_error(EIO, "tool " + name + ": " + r.content));
         std::string text = r.ok ? r.content : "error: " + r.content;
         if (text.empty() || text.back() != '\n') text += "\n";
         done(std::move(text));
