@@ -103,6 +103,7 @@ struct Turn {
     double began = 0;
     std::shared_ptr<ByteStream> conv_out;  // the conversation's out; null for the inbox
     std::shared_ptr<ExecProcess> proc;
+    bool sandboxed = false;  // proc is bubblewrap: its exit status says how the command ended
     std::string output;
     std::string stderr_text;
     size_t stderr_shown = 0;  // bytes of stderr_text already in err

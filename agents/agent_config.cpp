@@ -185,6 +185,13 @@ const std::map<std::string, KeyReader>& key_readers() {
              c.owns.erase(std::unique(c.owns.begin(), c.owns.end()), c.owns.end());
              return std::nullopt;
          }},
+        {"sandbox",
+         [](const json& v, AgentConfig& c) -> std::optional<Error> {
+             auto p = SandboxPolicy::from_json(v);
+             if (!p) return bad(p.error().message);
+             c.sandbox = *p;
+             return std::nullopt;
+         }},
         {"env",
          [](const json& v, AgentConfig& c) -> std::optional<Error> {
              if (!v.is_object()) return bad("env must be an object of strings");
@@ -258,6 +265,7 @@ nlohmann::json AgentConfig::to_json() const {
     if (!caps.empty()) j["caps"] = caps.to_json();
     if (!unveil.empty()) j["unveil"] = unveil.to_json();
     if (!owns.empty()) j["owns"] = owns;
+    if (sandbox) j["sandbox"] = sandbox->enabled ? sandbox->to_json() : json(false);
     return j;
 }
 

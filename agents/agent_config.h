@@ -2,12 +2,14 @@
 // An agent's definition, as users write it in agents/NAME/config.
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "agents/capabilities.h"
 #include "agents/ready_queue.h"
+#include "agents/sandbox.h"
 #include "vault/result.h"
 
 namespace swarmfs {
@@ -39,6 +41,8 @@ struct AgentConfig {
     CapabilitySet caps;
     UnveilMap unveil;               // vault paths it may see: /vault/...
     std::vector<std::string> owns;  // top-level vault folders it owns (may write)
+    // Where its processes run; unset: the swarm's "sandbox" (on by default).
+    std::optional<SandboxPolicy> sandbox;
 
     // EINVAL with a reason a user can act on ("config: exec must be ...").
     static Result<AgentConfig> parse(std::string_view text);

@@ -59,10 +59,13 @@ Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
             key == "scheduler" || key == "supervisors") {
             if (!value.is_object())
                 return make_error(EINVAL, path + ": " + key + " must be an object");
+        } else if (key == "sandbox") {
+            if (auto p = SandboxPolicy::from_json(value); !p)
+                return make_error(EINVAL, path + ": " + p.error().message);
         } else {
             return make_error(EINVAL, path + ": unknown key \"" + key +
-                                          "\" (known: agents, defaults, providers, scheduler, "
-                                          "supervisors, tools)");
+                                          "\" (known: agents, defaults, providers, sandbox, "
+                                          "scheduler, supervisors, tools)");
         }
     }
     if (j.contains("scheduler")) {
@@ -111,6 +114,7 @@ Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
         opts.providers = j["providers"];
     }
     if (j.contains("tools")) opts.tools = j["tools"];
+    if (j.contains("sandbox")) opts.sandbox = j["sandbox"];
     if (j.contains("defaults")) {
         if (auto c = AgentConfig::from_json(j["defaults"]); !c)
             return make_error(EINVAL, path + ": defaults: " + c.error().message);
@@ -162,6 +166,21 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
         RateLimit lim{p.value("rpm", uint64_t{0}), p.value("tpm", uint64_t{0})};
         if (lim.requests_per_minute || lim.tokens_per_minute)
             s->limiters_[name] = std::make_unique<ProviderLimiter>(lim);
+    }
+    if (!s->opts_.sandbox.is_null()) {
+        auto box = SandboxPolicy::from_json(s->opts_.sandbox);
+        if (!box) return make_error(EINVAL, "swarm file: " + box.error().message);
+        s->default_sandbox_ = *box;
+    }
+    if (!s->default_sandbox_.enabled) {
+        std::string why =
+            "sandbox off for the whole swarm (\"sandbox\": false in the swarm file): agents' "
+            "processes run unconfined, as the server's user";
+        spdlog::warn("{}", why);
+        Event e;
+        e.kind = "sandbox_off";
+        e.data = {{"message", why}};
+        s->log_->post({std::move(e)});
     }
     s->log_->set_observer([p = s.get()](const Event& e) { p->on_committed(e); });
     if (auto st = s->declare_agents(); !st) return st.error();
@@ -251,6 +270,10 @@ void Swarm::on_committed(const Event& e) {
         "topic_created", "published",    "agent_pledged"};
     if (!declared.count(e.kind)) return;
     apply(e, false);
+    if (e.kind == "agent_created" || e.kind == "agent_config") {
+        auto cfg = AgentConfig::from_json(e.data.value("config", json::object()));
+        if (cfg) log_sandbox_off(e.data.value("agent", ""), *cfg);
+    }
 }
 
 Status Swarm::commit(const std::string& kind, json data) {
@@ -808,6 +831,7 @@ Status Swarm::send(const std::string& name, std::string text) {
 Result<std::string> Swarm::agent_status(const std::string& name) const {
     auto a = agent_ptr(name);
     if (!a) return make_error(ENOENT, "no agent " + name);
+    uid_t uid = sandbox_uid(name);
     std::lock_guard lk(a->mu);
     std::string s;
     s += "state " + a->state() + "\n";
@@ -828,6 +852,9 @@ Result<std::string> Swarm::agent_status(const std::string& name) const {
     std::string argv;
     for (auto& w : a->config.exec) argv += (argv.empty() ? "" : " ") + w;
     s += "exec " + (argv.empty() ? "-" : argv) + "\n";
+    // The uid its processes run as: what ps shows, and what the file
+    // server knows them by.
+    if (uid) s += "uid " + std::to_string(uid) + "\n";
     s += "last_error " + (a->last_error.empty() ? "-" : a->last_error) + "\n";
     return s;
 }

@@ -35,6 +35,11 @@ struct SwarmOptions {
     // The state folder (hidden from sandboxes) and the vault: a real folder
     // served as vault/ (default STATE/vault; created at open). Empty: none.
     std::string state_dir, vault_dir;
+    // Where views/ is on the host (MNT/views): each agent's sandbox binds
+    // views/NAME at /swarm. Empty (no mount): sandboxes have no /swarm.
+    std::string views_dir;
+    // The swarm file's "sandbox": the policy of agents that set none.
+    nlohmann::json sandbox = nullptr;
     nlohmann::json defaults = nlohmann::json::object();   // config of a mkdir'd agent
     nlohmann::json agents = nlohmann::json::object();     // declared at start (swarm.json)
     std::map<std::string, std::string> exec_env;          // added to every exec agent's environment
@@ -299,6 +304,18 @@ class Swarm {
                     int64_t tokens_out);
     void count_start(const std::string& agent, const QueuedMessage& m);
     void count_restart(const std::string& agent);
+
+    // sandboxes (swarm_sandbox.cpp)
+    SandboxPolicy sandbox_policy(const AgentConfig& c) const;
+    // What the agent's processes (its exec turns and the exec tools it
+    // calls) run in; nullopt: the sandbox is off for it. agent empty: the
+    // swarm's owner (tools/NAME/call), with no view.
+    std::optional<SandboxSpec> sandbox_spec(const std::string& agent, const AgentConfig* c) const;
+    // Turns spec into the sandboxed command (argv, SWARMFS_MNT).
+    static Status sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec);
+    ToolContext tool_context(const std::string& agent, const AgentConfig* c) const;
+    void log_sandbox_off(const std::string& agent, const AgentConfig& c);
+    SandboxPolicy default_sandbox_;
     mutable MetricsRegistry metrics_;
     struct {
         CounterFamily *turns = nullptr, *tokens = nullptr, *restarts = nullptr;

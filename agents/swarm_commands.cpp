@@ -100,11 +100,34 @@ CommandTable Swarm::swarm_commands() {
              std::vector<std::string> caps(a.words.begin() + 1, a.words.end());
              if (auto c = CapabilitySet::from_json(json(caps)); !c)
                  return make_error(EINVAL, "grant: " + c.error().message);
-             return update_config(a.words[0], [&](AgentConfig& c) {
-                 json all = c.caps.to_json();
-                 for (auto& w : caps) all.push_back(w);
-                 if (auto set = CapabilitySet::from_json(all)) c.caps = *set;
-             });
+             if (auto st = update_config(a.words[0],
+                                         [&](AgentConfig& c) {
+                                             json all = c.caps.to_json();
+                                             for (auto& w : caps) all.push_back(w);
+                                             if (auto set = CapabilitySet::from_json(all))
+                                                 c.caps = *set;
+                                         });
+                 !st)
+                 return st;
+             // Granting what the config already grants still gives it back
+             // to an agent that pledged it away.
+             std::lock_guard dl(declare_mu_);
+             auto ag = agent_ptr(a.words[0]);
+             if (!ag) return make_error(ENOENT, "no agent " + a.words[0]);
+             json held;
+             UnveilMap unveil;
+             {
+                 std::lock_guard lk(ag->mu);
+                 if (!ag->pledged) return {};
+                 held = ag->caps.to_json();
+                 unveil = ag->unveil;
+             }
+             for (auto& w : caps) held.push_back(w);
+             auto set = CapabilitySet::from_json(held);
+             if (!set) return set.error();
+             return commit(
+                 "agent_pledged",
+                 {{"agent", a.words[0]}, {"caps", set->to_json()}, {"unveil", unveil.to_json()}});
          }},
         {"revoke", "revoke NAME CAPABILITY ...", 2, SIZE_MAX,
          [this](const CommandArgs& a) -> Status {

@@ -350,9 +350,12 @@ void Swarm::on_model_done(int64_t id, const ChatResult& r) {
             continue;
         }
         size_t index = base + i;
-        tool->call(std::move(args), [this, id, index](ToolResult res) {
-            in_turn(id, [&](Turn&) { on_tool_done(id, index, std::move(res)); });
-        });
+        tool->call(
+            std::move(args),
+            [this, id, index](ToolResult res) {
+                in_turn(id, [&](Turn&) { on_tool_done(id, index, std::move(res)); });
+            },
+            tool_context(name, &t->config));
     }
     for (auto& [index, res] : immediate) on_tool_done(id, index, std::move(res));
 }
@@ -405,12 +408,20 @@ void Swarm::run_tool(const std::string& agent, const std::string& name, std::str
         report(agent, make_error(EINVAL, "tool " + name + ": arguments are not valid JSON"));
         return done(std::string("error: arguments are not valid JSON\n"));
     }
-    t->call(std::move(args), [this, agent, name, done](ToolResult r) {
-        if (!r.ok) report(agent, make_error(EIO, "tool " + name + ": " + r.content));
-        std::string text = r.ok ? r.content : "error: " + r.content;
-        if (text.empty() || text.back() != '\n') text += "\n";
-        done(std::move(text));
-    });
+    std::optional<AgentConfig> cfg;
+    if (auto a = agent.empty() ? nullptr : agent_ptr(agent)) {
+        std::lock_guard lk(a->mu);
+        cfg = a->config;
+    }
+    t->call(
+        std::move(args),
+        [this, agent, name, done](ToolResult r) {
+            if (!r.ok) report(agent, make_error(EIO, "tool " + name + ": " + r.content));
+            std::string text = r.ok ? r.content : "error: " + r.content;
+            if (text.empty() || text.back() != '\n') text += "\n";
+            done(std::move(text));
+        },
+        tool_context(agent, cfg ? &*cfg : nullptr));
 }
 
 }  // namespace swarmfs

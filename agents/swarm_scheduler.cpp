@@ -117,15 +117,24 @@ bool Swarm::start_turn(const std::shared_ptr<Agent>& ap) {
     count_start(a.name, t->msg);
     turns_[t->id] = t;
     ++running_turns_;
-    if (t->config.turn_timeout > 0) {
-        // The wall-clock limit: past it the turn is cancelled as a crash.
-        double limit = t->config.turn_timeout;
+    // The wall-clock limit: past it the turn is cancelled as a crash. A
+    // sandboxed process has one even when the agent sets no turn_timeout.
+    double limit = t->config.turn_timeout;
+    const char* which = "turn_timeout";
+    if (!t->config.is_model()) {
+        SandboxPolicy box = sandbox_policy(t->config);
+        if (box.enabled && (limit <= 0 || box.limits.wall_seconds < limit)) {
+            limit = box.limits.wall_seconds;
+            which = "sandbox wall";
+        }
+    }
+    if (limit > 0) {
         int64_t id = t->id;
-        t->timer = loop_->after(limit, [this, id, limit] {
+        t->timer = loop_->after(limit, [this, id, limit, which] {
             if (Turn* x = live_turn(id)) {
                 x->timer = 0;
-                char buf[64];
-                snprintf(buf, sizeof buf, "turn timed out after %g s (turn_timeout)", limit);
+                char buf[80];
+                snprintf(buf, sizeof buf, "turn timed out after %g s (%s)", limit, which);
                 cancel_turn(*x, CancelKind::crash, buf);
             }
         });

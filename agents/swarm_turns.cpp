@@ -32,9 +32,12 @@ void Swarm::start_exec_turn(Turn& t) {
         AgentConfig config;
         std::string vars, workdir;
         std::map<std::string, std::string> extra;
+        std::optional<SandboxSpec> box;
     };
-    auto job = std::make_shared<Job>(
-        Job{t.id, t.agent->name, t.msg, t.config, t.conv_vars, opts_.workdir, opts_.exec_env});
+    auto job =
+        std::make_shared<Job>(Job{t.id, t.agent->name, t.msg, t.config, t.conv_vars, opts_.workdir,
+                                  opts_.exec_env, sandbox_spec(t.agent->name, &t.config)});
+    t.sandboxed = job->box.has_value();
     pool_->submit([this, job] {
         if (shut_down_) return;  // the turn runs again at the next start
         ExecSpec spec;
@@ -63,7 +66,11 @@ void Swarm::start_exec_turn(Turn& t) {
         }
         spec.env.reserve(env.size());
         for (auto& [k, v] : env) spec.env.push_back(k + "=" + v);
-        auto spawned = std::make_shared<Result<Spawned>>(spawn(spec));
+        std::shared_ptr<Result<Spawned>> spawned;
+        if (auto st = sandbox_exec(job->box, spec); !st)
+            spawned = std::make_shared<Result<Spawned>>(st.error());
+        else
+            spawned = std::make_shared<Result<Spawned>>(spawn(spec));
         loop_->post([this, turn = job->turn, spawned] { on_spawned(turn, spawned); });
     });
 }
@@ -81,9 +88,10 @@ void Swarm::on_spawned(int64_t id, std::shared_ptr<Result<Spawned>> spawned) {
     cb.on_stderr = [this, id](std::string_view data) {
         in_turn(id, [&](Turn& x) { on_turn_stderr(x, data); });
     };
-    cb.on_exit = [this, id](const ExitInfo& info) {
+    cb.on_exit = [this, id, boxed = t->sandboxed](const ExitInfo& info) {
+        std::string reason = boxed ? sandboxed_exit_reason(info.reason) : info.reason;
         // Not inside the process's own callback: finishing drops the process.
-        loop_->post([this, id, info] { finish_turn(id, info.ok, info.reason); });
+        loop_->post([this, id, ok = info.ok, reason] { finish_turn(id, ok, reason); });
     };
     t->proc = ExecProcess::attach(*loop_, std::move(**spawned), t->msg.text, std::move(cb));
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
+#include <stdio.h>  // RENAME_EXCHANGE
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,8 +52,9 @@ void interrupt_cb(fuse_req_t req, void* data) {
 
 }  // namespace
 
-FuseAdapter::FuseAdapter(std::shared_ptr<DirNode> root)
+FuseAdapter::FuseAdapter(std::shared_ptr<DirNode> root, Identify identify)
     : inodes_(std::move(root)),
+      identify_(std::move(identify)),
       uid_(getuid()),
       gid_(getgid()),
       mounted_(static_cast<double>(time(nullptr))) {}
@@ -66,6 +68,64 @@ FuseAdapter::~FuseAdapter() {
     }
     open_.clear();
 }
+
+// ------------------------------------------------------------ who may ask
+
+std::optional<std::string> FuseAdapter::agent_of(fuse_req_t req, bool& unrestricted) {
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    unrestricted = ctx->uid == 0 || ctx->uid == uid_;
+    if (unrestricted) return std::nullopt;
+    auto name = identify_ ? identify_(ctx->uid) : std::nullopt;
+    if (!name)
+        spdlog::warn("refused a request from uid {}: not the owner and not an agent", ctx->uid);
+    return name;
+}
+
+void FuseAdapter::refuse(const std::string& agent, const std::string& what) {
+    if (refused_)
+        refused_(agent, what);
+    else
+        spdlog::warn("refused {} from agent {}", what, agent);
+}
+
+int FuseAdapter::confine(fuse_req_t req, std::initializer_list<fuse_ino_t> inos) {
+    bool unrestricted = false;
+    auto agent = agent_of(req, unrestricted);
+    if (unrestricted) return 0;
+    if (!agent) return EACCES;
+    for (fuse_ino_t ino : inos) {
+        if (inodes_.view_of(ino) != *agent) {
+            refuse(*agent, "a request outside views/" + *agent);
+            return EACCES;
+        }
+    }
+    return 0;
+}
+
+int FuseAdapter::confine_lookup(fuse_req_t req, fuse_ino_t parent, const std::string& name) {
+    bool unrestricted = false;
+    auto agent = agent_of(req, unrestricted);
+    if (unrestricted) return 0;
+    if (!agent) return EACCES;
+    if (parent == FUSE_ROOT_ID && name == InodeTable::kViews) return 0;
+    fuse_ino_t views = inodes_.views();
+    if (views != 0 && parent == views && name == *agent) return 0;
+    if (inodes_.view_of(parent) == *agent) return 0;
+    refuse(*agent, "a lookup of " + name + " outside views/" + *agent);
+    return EACCES;
+}
+
+int FuseAdapter::confine_getattr(fuse_req_t req, fuse_ino_t ino) {
+    bool unrestricted = false;
+    auto agent = agent_of(req, unrestricted);
+    if (unrestricted) return 0;
+    if (!agent) return EACCES;
+    if (ino == FUSE_ROOT_ID || ino == inodes_.views() || inodes_.view_of(ino) == *agent) return 0;
+    refuse(*agent, "a stat outside views/" + *agent);
+    return EACCES;
+}
+
+// ------------------------------------------------------------ requests
 
 bool FuseAdapter::fill_attr(fuse_ino_t ino, const Node& node, struct stat& st, int& err) {
     auto a = node.attr();
@@ -82,8 +142,14 @@ bool FuseAdapter::fill_attr(fuse_ino_t ino, const Node& node, struct stat& st, i
     st.st_size = static_cast<off_t>(a->size);
     st.st_blksize = 4096;
     st.st_blocks = static_cast<blkcnt_t>((a->size + 511) / 512);
-    // Objects that never changed carry the time the swarm was mounted.
-    st.st_mtim = st.st_ctim = st.st_atim = to_timespec(a->mtime > 0 ? a->mtime : mounted_);
+    if (a->times) {
+        st.st_atim = a->times->atime;
+        st.st_mtim = a->times->mtime;
+        st.st_ctim = a->times->ctime;
+    } else {
+        // Objects that never changed carry the time the swarm was mounted.
+        st.st_mtim = st.st_ctim = st.st_atim = to_timespec(a->mtime > 0 ? a->mtime : mounted_);
+    }
     return true;
 }
 
@@ -102,10 +168,16 @@ void FuseAdapter::reply_entry(fuse_req_t req, fuse_ino_t parent, const std::stri
 }
 
 void FuseAdapter::lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    if (int e = confine_lookup(req, parent, name)) return (void)fuse_reply_err(req, e);
     reply_entry(req, parent, name);
 }
 
 void FuseAdapter::getattr(fuse_req_t req, fuse_ino_t ino) {
+    if (int e = confine_getattr(req, ino)) return (void)fuse_reply_err(req, e);
+    reply_attr(req, ino);
+}
+
+void FuseAdapter::reply_attr(fuse_req_t req, fuse_ino_t ino) {
     auto node = inodes_.node(ino);
     if (!node) return (void)fuse_reply_err(req, ENOENT);
     struct stat st;
@@ -116,26 +188,44 @@ void FuseAdapter::getattr(fuse_req_t req, fuse_ino_t ino) {
 
 void FuseAdapter::setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                           fuse_file_info* fi) {
+    if (int e = confine(req, {ino})) return (void)fuse_reply_err(req, e);
     auto node = inodes_.node(ino);
     if (!node) return (void)fuse_reply_err(req, ENOENT);
     if (to_set & FUSE_SET_ATTR_SIZE) {
         if (node->is_dir()) return (void)fuse_reply_err(req, EISDIR);
+        auto* file = dynamic_cast<FileNode*>(node.get());
+        if (!fi && !file) return (void)fuse_reply_err(req, EINVAL);
         auto size = static_cast<uint64_t>(attr->st_size);
-        Status s =
-            fi ? file_of(fi)->handle->truncate(size) : static_cast<FileNode&>(*node).truncate(size);
+        Status s = fi ? file_of(fi)->handle->truncate(size) : file->truncate(size);
         if (!s) return (void)fuse_reply_err(req, s.error().code);
     }
     if (to_set & FUSE_SET_ATTR_MODE) {
-        // Scratch files keep their mode (editors copy it); protocol files
-        // have fixed modes and accept chmod silently, as editors chmod after
-        // saving and must not fail.
-        if (auto* sf = dynamic_cast<ScratchFile*>(node.get())) sf->chmod(attr->st_mode);
+        // Scratch files keep their mode (editors copy it); real files change
+        // theirs; protocol files accept it and keep their fixed modes.
+        if (auto* sf = dynamic_cast<ScratchFile*>(node.get())) {
+            sf->chmod(attr->st_mode);
+        } else if (auto s = node->set_mode(attr->st_mode & 07777); !s) {
+            return (void)fuse_reply_err(req, s.error().code);
+        }
     }
-    // uid/gid/times: accepted and ignored; the swarm decides those.
-    getattr(req, ino);
+    // Times last, so that `cp -p` and `touch -r` win over the mtime a
+    // truncate above has just set.
+    if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+        timespec times[2];
+        times[0] = !(to_set & FUSE_SET_ATTR_ATIME)      ? timespec{0, UTIME_OMIT}
+                   : (to_set & FUSE_SET_ATTR_ATIME_NOW) ? timespec{0, UTIME_NOW}
+                                                        : attr->st_atim;
+        times[1] = !(to_set & FUSE_SET_ATTR_MTIME)      ? timespec{0, UTIME_OMIT}
+                   : (to_set & FUSE_SET_ATTR_MTIME_NOW) ? timespec{0, UTIME_NOW}
+                                                        : attr->st_mtim;
+        if (auto s = node->set_times(times); !s) return (void)fuse_reply_err(req, s.error().code);
+    }
+    // uid/gid: accepted and ignored; the swarm decides those.
+    reply_attr(req, ino);
 }
 
 void FuseAdapter::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    if (int e = confine(req, {ino})) return (void)fuse_reply_err(req, e);
     auto dir = inodes_.dir(ino);
     if (!dir) return (void)fuse_reply_err(req, inodes_.node(ino) ? ENOTDIR : ENOENT);
     // A listing is a snapshot taken at opendir, like the snapshot files.
@@ -149,7 +239,7 @@ void FuseAdapter::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         struct stat e {};
         e.st_ino = inodes_.reserve(ino, name);
         e.st_mode = S_IFREG;
-        if (auto child = dir->lookup(name)) e.st_mode = child->is_dir() ? S_IFDIR : S_IFREG;
+        if (auto child = dir->lookup(name)) e.st_mode = child->type();
         h->entries.push_back({name, e});
     }
     fi->fh = reinterpret_cast<uint64_t>(h.release());
@@ -176,10 +266,13 @@ void FuseAdapter::releasedir(fuse_req_t req, fuse_file_info* fi) {
 }
 
 void FuseAdapter::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    if (int e = confine(req, {ino})) return (void)fuse_reply_err(req, e);
     auto node = inodes_.node(ino);
     if (!node) return (void)fuse_reply_err(req, ENOENT);
     if (node->is_dir()) return (void)fuse_reply_err(req, EISDIR);
-    auto h = static_cast<FileNode&>(*node).open(fi->flags);
+    auto* file = dynamic_cast<FileNode*>(node.get());
+    if (!file) return (void)fuse_reply_err(req, node->type() == S_IFLNK ? ELOOP : EACCES);
+    auto h = file->open(fi->flags);
     if (!h) return (void)fuse_reply_err(req, h.error().code);
     auto of = std::make_shared<OpenFile>();
     of->handle = std::move(*h);
@@ -203,18 +296,19 @@ void FuseAdapter::open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 
 void FuseAdapter::create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
                          fuse_file_info* fi) {
+    if (int e = confine(req, {parent})) return (void)fuse_reply_err(req, e);
     auto dir = inodes_.dir(parent);
     if (!dir) return (void)fuse_reply_err(req, ENOENT);
-    auto file = dir->create(name, mode);
-    if (!file) return (void)fuse_reply_err(req, file.error().code);
-    auto h = (*file)->open(fi->flags);
-    if (!h) return (void)fuse_reply_err(req, h.error().code);
+    auto created = dir->create_open(name, mode, fi->flags);
+    if (!created) return (void)fuse_reply_err(req, created.error().code);
     fuse_entry_param e{};
     e.ino = inodes_.reserve(parent, name);
     int err = 0;
-    if (!fill_attr(e.ino, **file, e.attr, err)) return (void)fuse_reply_err(req, err);
+    if (!fill_attr(e.ino, *created->file, e.attr, err)) return (void)fuse_reply_err(req, err);
+    e.attr_timeout = kTimeout;
+    e.entry_timeout = kTimeout;
     auto of = std::make_shared<OpenFile>();
-    of->handle = std::move(*h);
+    of->handle = std::move(created->handle);
     fi->direct_io = of->handle->direct_io();
     fi->fh = reinterpret_cast<uint64_t>(of.get());
     {
@@ -346,6 +440,11 @@ void FuseAdapter::flush(fuse_req_t req, fuse_file_info* fi) {
     fuse_reply_err(req, s ? 0 : s.error().code);
 }
 
+void FuseAdapter::fsync(fuse_req_t req, int datasync, fuse_file_info* fi) {
+    auto s = file_of(fi)->handle->fsync(datasync != 0);
+    fuse_reply_err(req, s ? 0 : s.error().code);
+}
+
 void FuseAdapter::release(fuse_req_t req, fuse_file_info* fi) {
     auto of = file_of(fi)->shared_from_this();
     of->handle->release();
@@ -375,34 +474,74 @@ void FuseAdapter::poll(fuse_req_t req, fuse_file_info* fi, fuse_pollhandle* ph) 
     fuse_reply_poll(req, revents);
 }
 
-void FuseAdapter::mkdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+void FuseAdapter::mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+    if (int e = confine(req, {parent})) return (void)fuse_reply_err(req, e);
     auto dir = inodes_.dir(parent);
     if (!dir) return (void)fuse_reply_err(req, ENOENT);
-    if (auto s = dir->mkdir(name); !s) return (void)fuse_reply_err(req, s.error().code);
+    if (auto s = dir->make_dir(name, mode); !s) return (void)fuse_reply_err(req, s.error().code);
     reply_entry(req, parent, name);
 }
 
 void FuseAdapter::rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    if (int e = confine(req, {parent})) return (void)fuse_reply_err(req, e);
     auto dir = inodes_.dir(parent);
     if (!dir) return (void)fuse_reply_err(req, ENOENT);
     auto s = dir->rmdir(name);
+    if (s && dir->renames_move_files()) inodes_.removed(parent, name);
     fuse_reply_err(req, s ? 0 : s.error().code);
 }
 
 void FuseAdapter::unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    if (int e = confine(req, {parent})) return (void)fuse_reply_err(req, e);
     auto dir = inodes_.dir(parent);
     if (!dir) return (void)fuse_reply_err(req, ENOENT);
     auto s = dir->unlink(name);
+    if (s && dir->renames_move_files()) inodes_.removed(parent, name);
     fuse_reply_err(req, s ? 0 : s.error().code);
 }
 
 void FuseAdapter::rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                          const char* newname, unsigned flags) {
-    if (parent != newparent) return (void)fuse_reply_err(req, EXDEV);
+    if (int e = confine(req, {parent, newparent})) return (void)fuse_reply_err(req, e);
     auto dir = inodes_.dir(parent);
     if (!dir) return (void)fuse_reply_err(req, ENOENT);
-    auto s = dir->rename(name, newname, flags);
+    Status s;
+    if (parent == newparent) {
+        s = dir->rename(name, newname, flags);
+    } else {
+        auto to = inodes_.dir(newparent);
+        if (!to) return (void)fuse_reply_err(req, ENOENT);
+        s = dir->rename_into(name, *to, newname, flags);
+    }
+    if (s && dir->renames_move_files())
+        inodes_.moved(parent, name, newparent, newname, flags & RENAME_EXCHANGE);
     fuse_reply_err(req, s ? 0 : s.error().code);
+}
+
+void FuseAdapter::readlink(fuse_req_t req, fuse_ino_t ino) {
+    if (int e = confine(req, {ino})) return (void)fuse_reply_err(req, e);
+    auto node = inodes_.node(ino);
+    if (!node) return (void)fuse_reply_err(req, ENOENT);
+    auto target = node->readlink();
+    if (!target) return (void)fuse_reply_err(req, target.error().code);
+    fuse_reply_readlink(req, target->c_str());
+}
+
+void FuseAdapter::symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+    if (int e = confine(req, {parent})) return (void)fuse_reply_err(req, e);
+    auto dir = inodes_.dir(parent);
+    if (!dir) return (void)fuse_reply_err(req, ENOENT);
+    if (auto s = dir->symlink(name, target); !s) return (void)fuse_reply_err(req, s.error().code);
+    reply_entry(req, parent, name);
+}
+
+void FuseAdapter::link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+    if (int e = confine(req, {ino, newparent})) return (void)fuse_reply_err(req, e);
+    auto node = inodes_.node(ino);
+    auto dir = inodes_.dir(newparent);
+    if (!node || !dir) return (void)fuse_reply_err(req, ENOENT);
+    if (auto s = dir->link(newname, *node); !s) return (void)fuse_reply_err(req, s.error().code);
+    reply_entry(req, newparent, newname);
 }
 
 // ------------------------------------------------------------ C callbacks
@@ -411,6 +550,12 @@ namespace {
 void op_init(void*, fuse_conn_info* conn) {
     // O_TRUNC arrives with open, so `echo x > config` is one open..close.
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    // Real files are page-cached: the kernel drops a file's pages when a
+    // getattr shows its size or mtime changed (a write made on disk), and
+    // writes go straight through to us (no writeback cache), so what is on
+    // disk is what was acknowledged.
+    if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA) conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+    conn->want &= ~static_cast<unsigned>(FUSE_CAP_WRITEBACK_CACHE);
 }
 // No exception may cross into libfuse's C code: one that escapes a request
 // is logged and answered with EIO, and the mount goes on.
@@ -459,8 +604,8 @@ void op_write(fuse_req_t r, fuse_ino_t, const char* b, size_t s, off_t o, fuse_f
 void op_flush(fuse_req_t r, fuse_ino_t, fuse_file_info* fi) {
     guard(r, [&] { self(r)->flush(r, fi); });
 }
-void op_fsync(fuse_req_t r, fuse_ino_t, int, fuse_file_info* fi) {
-    guard(r, [&] { self(r)->flush(r, fi); });
+void op_fsync(fuse_req_t r, fuse_ino_t, int datasync, fuse_file_info* fi) {
+    guard(r, [&] { self(r)->fsync(r, datasync, fi); });
 }
 void op_release(fuse_req_t r, fuse_ino_t, fuse_file_info* fi) {
     guard(r, [&] { self(r)->release(r, fi); });
@@ -468,8 +613,8 @@ void op_release(fuse_req_t r, fuse_ino_t, fuse_file_info* fi) {
 void op_poll(fuse_req_t r, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph) {
     guard(r, [&] { self(r)->poll(r, fi, ph); });
 }
-void op_mkdir(fuse_req_t r, fuse_ino_t p, const char* n, mode_t) {
-    guard(r, [&] { self(r)->mkdir(r, p, n); });
+void op_mkdir(fuse_req_t r, fuse_ino_t p, const char* n, mode_t m) {
+    guard(r, [&] { self(r)->mkdir(r, p, n, m); });
 }
 void op_rmdir(fuse_req_t r, fuse_ino_t p, const char* n) {
     guard(r, [&] { self(r)->rmdir(r, p, n); });
@@ -480,6 +625,15 @@ void op_unlink(fuse_req_t r, fuse_ino_t p, const char* n) {
 void op_rename(fuse_req_t r, fuse_ino_t p, const char* n, fuse_ino_t np, const char* nn,
                unsigned f) {
     guard(r, [&] { self(r)->rename(r, p, n, np, nn, f); });
+}
+void op_readlink(fuse_req_t r, fuse_ino_t i) {
+    guard(r, [&] { self(r)->readlink(r, i); });
+}
+void op_symlink(fuse_req_t r, const char* target, fuse_ino_t p, const char* n) {
+    guard(r, [&] { self(r)->symlink(r, target, p, n); });
+}
+void op_link(fuse_req_t r, fuse_ino_t i, fuse_ino_t np, const char* nn) {
+    guard(r, [&] { self(r)->link(r, i, np, nn); });
 }
 void op_forget(fuse_req_t r, fuse_ino_t, uint64_t) { fuse_reply_none(r); }
 void op_forget_multi(fuse_req_t r, size_t, fuse_forget_data*) { fuse_reply_none(r); }
@@ -509,6 +663,9 @@ const fuse_lowlevel_ops& FuseAdapter::ops() {
         o.rmdir = op_rmdir;
         o.unlink = op_unlink;
         o.rename = op_rename;
+        o.readlink = op_readlink;
+        o.symlink = op_symlink;
+        o.link = op_link;
         return o;
     }();
     return ops;

@@ -119,6 +119,9 @@ int main(int argc, char** argv) {
     std::filesystem::create_directories(o.state, ec);
     if (ec) return fail("cannot create state folder " + o.state + ": " + ec.message());
     std::string state = std::filesystem::absolute(o.state).string();
+    // The log and the vault are the server's to serve: nobody else reads
+    // them behind its back (agents' processes run as other uids).
+    chmod(state.c_str(), 0700);
 
     swarmfs::SwarmOptions sopts;
     sopts.db_path = state + "/swarm.db";
@@ -132,6 +135,7 @@ int main(int argc, char** argv) {
     std::string mnt = std::filesystem::absolute(o.mountpoint).string();
     // Exec agents reach the swarm through the mount (e.g. to hand off).
     sopts.exec_env["SWARMFS_MNT"] = mnt;
+    sopts.views_dir = mnt + "/views";
 
     // Fork before any thread exists: the kernel's writer and loop threads
     // start when the swarm opens.
@@ -147,9 +151,21 @@ int main(int argc, char** argv) {
     if (!swarm) return fail(swarm.error().message);
 
     swarmfs::fs::SwarmTree tree(**swarm);
-    swarmfs::fs::FuseAdapter adapter(tree.root());
+    // Requests from an agent's processes (they run as its own uid) are
+    // confined to views/NAME, whatever path they use.
+    swarmfs::fs::FuseAdapter adapter(tree.root(),
+                                     [&s = **swarm](uid_t uid) { return s.agent_for_uid(uid); });
+    adapter.set_refused([&s = **swarm](const std::string& agent, const std::string& what) {
+        s.refuse(agent, "view", swarmfs::make_error(EACCES, "refused " + what));
+    });
 
     std::vector<std::string> args = {"swarmfs", "-o", "fsname=swarmfs,subtype=swarmfs"};
+    // Agents' uids must reach the mount at all; the adapter then refuses
+    // every uid that is neither the owner's nor an agent's.
+    if (geteuid() == 0) {
+        args.push_back("-o");
+        args.push_back("allow_other");
+    }
     for (auto& opt : o.fuse_opts) {
         args.push_back("-o");
         args.push_back(opt);

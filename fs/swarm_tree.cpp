@@ -1,5 +1,6 @@
 #include "fs/swarm_tree.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "fs/snapshot_file.h"
 #include "fs/stream_file.h"
 #include "fs/topic_file.h"
+#include "fs/view_tree.h"
 #include "vault/event_log.h"
 
 namespace swarmfs::fs {
@@ -86,6 +88,10 @@ class AgentDir : public DirNode {
             {"err",
              [&s, n, changed] {
                  return std::make_shared<SnapshotFile>([&s, n] { return s.agent_err(n); }, changed);
+             }},
+            {"caps",
+             [&s, n, changed] {
+                 return std::make_shared<SnapshotFile>([&s, n] { return s.caps_text(n); }, changed);
              }},
         };
     }
@@ -408,6 +414,8 @@ class RootDir : public DirNode {
             {"conv", [&s] { return std::make_shared<ConvsDir>(s); }},
             {"tools", [&s] { return std::make_shared<ToolsDir>(s); }},
             {"events", [&s] { return std::make_shared<EventsDir>(s); }},
+            {"views",
+             [&tree] { return std::make_shared<ViewsDir>(tree.swarm(), tree.vault_views()); }},
             {"metrics",
              [&s] {
                  return std::make_shared<SnapshotFile>(
@@ -415,6 +423,8 @@ class RootDir : public DirNode {
                      [] { return now_seconds(); });
              }},
         };
+        // A swarm without a vault folder (unit tests) has no vault entry.
+        if (!s.vault_dir().empty()) entries_.push_back({"vault", [&tree] { return tree.vault(); }});
     }
     std::vector<std::string> list() const override {
         std::vector<std::string> names;
@@ -445,6 +455,21 @@ std::shared_ptr<ScratchStore> SwarmTree::scratch(const std::string& agent) {
 void SwarmTree::drop_scratch(const std::string& agent) {
     std::lock_guard lk(mu_);
     scratch_.erase(agent);
+}
+
+std::shared_ptr<DirNode> SwarmTree::vault() {
+    if (swarm_.vault_dir().empty()) return nullptr;
+    std::lock_guard lk(mu_);
+    if (!vault_) {
+        auto dir = PassthroughDir::open(swarm_.vault_dir());
+        if (!dir) {
+            if (!vault_failed_) spdlog::error("{}", dir.error().message);
+            vault_failed_ = true;
+            return nullptr;
+        }
+        vault_ = std::move(*dir);
+    }
+    return vault_;
 }
 
 }  // namespace swarmfs::fs

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "agents/exec_process.h"
+#include "agents/sandbox.h"
 #include "agents/tools/json_schema.h"
 
 extern char** environ;
@@ -49,7 +50,7 @@ std::string first_lines(const std::string& text, size_t max_lines = 5, size_t ma
 }
 
 class ExecTool : public Tool, public std::enable_shared_from_this<ExecTool> {
-public:
+  public:
     ExecTool(EventLoop& loop, ExecToolConfig c) : loop_(loop), c_(std::move(c)) {
         auto env = c_.env;
         env["SWARMFS_TOOL"] = c_.spec.name;
@@ -63,17 +64,17 @@ public:
 
     const ToolSpec& spec() const override { return c_.spec; }
 
-    void call(json args, std::function<void(ToolResult)> done) override {
+    void call(json args, std::function<void(ToolResult)> done, ToolContext ctx) override {
         if (Status st = validate_json(c_.spec.parameters, args); !st) {
             std::string why = "invalid arguments for " + c_.spec.name + ": " + st.error().message;
             loop_.post([done = std::move(done), why] { done({false, why}); });
             return;
         }
-        loop_.post([self = shared_from_this(), args = std::move(args),
-                    done = std::move(done)]() mutable { self->run(args, std::move(done)); });
+        loop_.post([self = shared_from_this(), args = std::move(args), done = std::move(done),
+                    ctx = std::move(ctx)]() mutable { self->run(args, std::move(done), ctx); });
     }
 
-private:
+  private:
     struct Run {
         std::string out, err;
         bool out_truncated = false, err_truncated = false, timed_out = false;
@@ -82,7 +83,7 @@ private:
         std::function<void(ToolResult)> done;
     };
 
-    void run(const json& args, std::function<void(ToolResult)> done) {
+    void run(const json& args, std::function<void(ToolResult)> done, const ToolContext& ctx) {
         auto r = std::make_shared<Run>();
         r->done = std::move(done);
         ExecSpec spec;
@@ -90,10 +91,21 @@ private:
         spec.env = env_;
         spec.cwd = c_.workdir;
         spec.input = args.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+        if (ctx.wrap) {
+            if (auto st = ctx.wrap(spec); !st) {
+                r->done({false, "cannot run tool " + c_.spec.name + ": " + st.error().message});
+                return;
+            }
+        }
         ExecCallbacks cb;
-        cb.on_stdout = [r](std::string_view d) { append_capped(r->out, d, kMaxStdout, r->out_truncated); };
-        cb.on_stderr = [r](std::string_view d) { append_capped(r->err, d, kMaxStderr, r->err_truncated); };
-        cb.on_exit = [r, &loop = loop_, timeout = c_.timeout](const ExitInfo& e) {
+        cb.on_stdout = [r](std::string_view d) {
+            append_capped(r->out, d, kMaxStdout, r->out_truncated);
+        };
+        cb.on_stderr = [r](std::string_view d) {
+            append_capped(r->err, d, kMaxStderr, r->err_truncated);
+        };
+        cb.on_exit = [r, &loop = loop_, timeout = c_.timeout,
+                      boxed = static_cast<bool>(ctx.wrap)](const ExitInfo& e) {
             if (r->timer) loop.cancel(r->timer);
             r->proc.reset();  // the caller holds it until we return
             ToolResult res;
@@ -104,11 +116,13 @@ private:
                 res.content = std::move(r->out);
                 if (!res.content.empty() && res.content.back() == '\n') res.content.pop_back();
                 if (r->out_truncated)
-                    res.content += "\n[output truncated at " + std::to_string(kMaxStdout) + " bytes]";
+                    res.content +=
+                        "\n[output truncated at " + std::to_string(kMaxStdout) + " bytes]";
             } else {
                 std::string detail = first_lines(r->err);
                 if (detail.empty()) detail = first_lines(r->out);
-                res.content = e.reason + (detail.empty() ? "" : ": " + detail);
+                std::string reason = boxed ? sandboxed_exit_reason(e.reason) : e.reason;
+                res.content = reason + (detail.empty() ? "" : ": " + detail);
             }
             auto done = std::move(r->done);
             done(std::move(res));

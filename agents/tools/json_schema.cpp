@@ -27,9 +27,12 @@ using Outcome = std::optional<Fail>;
 std::string escape_pointer(const std::string& key) {
     std::string out;
     for (char c : key) {
-        if (c == '~') out += "~0";
-        else if (c == '/') out += "~1";
-        else out += c;
+        if (c == '~')
+            out += "~0";
+        else if (c == '/')
+            out += "~1";
+        else
+            out += c;
     }
     return out;
 }
@@ -90,7 +93,8 @@ Outcome check_type(const json& s, const json& v, const std::string& path) {
     auto it = s.find("type");
     if (it == s.end()) return std::nullopt;
     std::vector<std::string> types;
-    if (it->is_string()) types.push_back(it->get<std::string>());
+    if (it->is_string())
+        types.push_back(it->get<std::string>());
     else
         for (auto& t : *it) types.push_back(t.get<std::string>());
     for (auto& t : types)
@@ -163,8 +167,8 @@ Outcome check_string(const json& s, const json& v, const std::string& path) {
         return Fail{path, "must be at least " + it->dump() + " characters long, got " +
                               std::to_string(len)};
     if (auto it = s.find("maxLength"); it != s.end() && len > it->get<size_t>())
-        return Fail{path, "must be at most " + it->dump() + " characters long, got " +
-                              std::to_string(len)};
+        return Fail{
+            path, "must be at most " + it->dump() + " characters long, got " + std::to_string(len)};
     if (auto it = s.find("pattern"); it != s.end()) {
         const auto& p = it->get_ref<const std::string&>();
         bool matched = false;
@@ -180,11 +184,11 @@ Outcome check_string(const json& s, const json& v, const std::string& path) {
 
 Outcome check_array(const json& s, const json& v, const std::string& path) {
     if (auto it = s.find("minItems"); it != s.end() && v.size() < it->get<size_t>())
-        return Fail{path, "expected at least " + it->dump() + " items, got " +
-                              std::to_string(v.size())};
+        return Fail{path,
+                    "expected at least " + it->dump() + " items, got " + std::to_string(v.size())};
     if (auto it = s.find("maxItems"); it != s.end() && v.size() > it->get<size_t>())
-        return Fail{path, "expected at most " + it->dump() + " items, got " +
-                              std::to_string(v.size())};
+        return Fail{path,
+                    "expected at most " + it->dump() + " items, got " + std::to_string(v.size())};
     if (auto it = s.find("uniqueItems"); it != s.end() && it->get<bool>()) {
         for (size_t i = 0; i < v.size(); ++i)
             for (size_t j = i + 1; j < v.size(); ++j)
@@ -302,10 +306,14 @@ Outcome check(const json& s, const json& v, const std::string& path) {
     if (auto f = check_type(s, v, path)) return f;
     if (auto f = check_values(s, v, path)) return f;
     Outcome f;
-    if (v.is_number()) f = check_number(s, v, path);
-    else if (v.is_string()) f = check_string(s, v, path);
-    else if (v.is_array()) f = check_array(s, v, path);
-    else if (v.is_object()) f = check_object(s, v, path);
+    if (v.is_number())
+        f = check_number(s, v, path);
+    else if (v.is_string())
+        f = check_string(s, v, path);
+    else if (v.is_array())
+        f = check_array(s, v, path);
+    else if (v.is_object())
+        f = check_object(s, v, path);
     if (f) return f;
     return check_combinators(s, v, path);
 }
@@ -343,7 +351,7 @@ std::optional<std::string> regex_ok(const std::string& p, const std::string& pat
 }
 
 const std::map<std::string, KeywordCheck>& keywords() {
-    static const std::set<std::string> types = {"object", "array",   "string", "number",
+    static const std::set<std::string> types = {"object",  "array",   "string", "number",
                                                 "integer", "boolean", "null"};
     static const std::map<std::string, KeywordCheck> table = {
         {"type",
@@ -357,8 +365,10 @@ const std::map<std::string, KeywordCheck>& keywords() {
                  for (auto& t : v) all = all && known(t);
                  if (all) return std::nullopt;
              }
-             return path + ": must be one of object, array, string, number, integer, boolean, "
-                           "null, or a list of them; got " + show(v);
+             return path +
+                    ": must be one of object, array, string, number, integer, boolean, "
+                    "null, or a list of them; got " +
+                    show(v);
          }},
         {"properties",
          [](const json& v, const std::string& path) -> std::optional<std::string> {
@@ -444,8 +454,8 @@ const std::map<std::string, KeywordCheck>& keywords() {
 
 const std::set<std::string>& annotations() {
     static const std::set<std::string> set = {
-        "description", "title",    "default",  "examples",   "format",
-        "$schema",     "$id",      "$comment", "$defs",      "definitions",
+        "description", "title",    "default",   "examples",        "format",
+        "$schema",     "$id",      "$comment",  "$defs",           "definitions",
         "deprecated",  "readOnly", "writeOnly", "contentEncoding", "contentMediaType"};
     return set;
 }
@@ -456,8 +466,7 @@ std::optional<std::string> schema_error(const json& s, const std::string& path) 
     if (!s.is_object()) return where + ": a schema must be a JSON object (or true/false)";
     for (auto& [key, value] : s.items()) {
         if (key == "$ref")
-            return where + ": unsupported $ref " + show(value) +
-                   " (inline the referenced schema)";
+            return where + ": unsupported $ref " + show(value) + " (inline the referenced schema)";
         if (annotations().count(key) || key.rfind("x-", 0) == 0) continue;
         auto it = keywords().find(key);
         if (it == keywords().end()) return where + ": unsupported keyword \"" + key + "\"";
@@ -469,15 +478,23 @@ std::optional<std::string> schema_error(const json& s, const std::string& path) 
 
 const char* json_schema_type(const nlohmann::json& v) {
     switch (v.type()) {
-        case json::value_t::null: return "null";
-        case json::value_t::boolean: return "boolean";
-        case json::value_t::string: return "string";
-        case json::value_t::array: return "array";
-        case json::value_t::object: return "object";
+        case json::value_t::null:
+            return "null";
+        case json::value_t::boolean:
+            return "boolean";
+        case json::value_t::string:
+            return "string";
+        case json::value_t::array:
+            return "array";
+        case json::value_t::object:
+            return "object";
         case json::value_t::number_integer:
-        case json::value_t::number_unsigned: return "integer";
-        case json::value_t::number_float: return is_integral(v) ? "integer" : "number";
-        default: return "binary";
+        case json::value_t::number_unsigned:
+            return "integer";
+        case json::value_t::number_float:
+            return is_integral(v) ? "integer" : "number";
+        default:
+            return "binary";
     }
 }
 

@@ -1,7 +1,6 @@
 #include "agents/tools/mcp_client.h"
 
 #include <signal.h>
-
 #include <spdlog/spdlog.h>
 
 #include "agents/tools/exec_tool.h"
@@ -60,7 +59,8 @@ std::string describe_item(const json& item) {
     }
     if (type == "resource_link") {
         std::string uri = str(item, "uri"), name = str(item, "name");
-        return "[resource link " + uri + (name.empty() || name == uri ? "" : " (" + name + ")") + "]";
+        return "[resource link " + uri + (name.empty() || name == uri ? "" : " (" + name + ")") +
+               "]";
     }
     return "[" + type + " content]";
 }
@@ -155,10 +155,9 @@ void McpServer::launch(bool list_tools) {
         auto s = weak.lock();
         if (!s || s->generation_ != gen) return;
         s->start_timer_ = 0;
-        s->fail_start(make_error(ETIMEDOUT, "MCP server " + s->c_.name +
-                                                " did not finish its handshake within " +
-                                                format_seconds(s->c_.start_timeout) + " s" +
-                                                s->stderr_hint()));
+        s->fail_start(make_error(
+            ETIMEDOUT, "MCP server " + s->c_.name + " did not finish its handshake within " +
+                           format_seconds(s->c_.start_timeout) + " s" + s->stderr_hint()));
     });
     json params = {{"protocolVersion", kMcpProtocolVersion},
                    {"capabilities", json::object()},
@@ -171,8 +170,8 @@ void McpServer::launch(bool list_tools) {
 void McpServer::on_initialized(uint64_t gen, Result<json> r, bool list_tools) {
     if (gen != generation_ || state_ != State::starting) return;
     if (!r) {
-        fail_start(make_error(r.error().code,
-                              "MCP server " + c_.name + ": initialize failed: " + r.error().message));
+        fail_start(make_error(
+            r.error().code, "MCP server " + c_.name + ": initialize failed: " + r.error().message));
         return;
     }
     const json& res = r.value();
@@ -182,8 +181,10 @@ void McpServer::on_initialized(uint64_t gen, Result<json> r, bool list_tools) {
     }
     spdlog::debug("mcp {}: protocol {} server {}", c_.name, protocol_version_, dump(server_info_));
     send({{"jsonrpc", "2.0"}, {"method", "notifications/initialized"}});
-    if (list_tools) list_page(gen, "", std::make_shared<std::vector<McpToolInfo>>(), 0);
-    else become_ready();
+    if (list_tools)
+        list_page(gen, "", std::make_shared<std::vector<McpToolInfo>>(), 0);
+    else
+        become_ready();
 }
 
 void McpServer::list_page(uint64_t gen, std::string cursor,
@@ -195,8 +196,9 @@ void McpServer::list_page(uint64_t gen, std::string cursor,
         auto s = weak.lock();
         if (!s || gen != s->generation_ || s->state_ != State::starting) return;
         if (!r) {
-            s->fail_start(make_error(r.error().code, "MCP server " + s->c_.name +
-                                                         ": tools/list failed: " + r.error().message));
+            s->fail_start(make_error(
+                r.error().code,
+                "MCP server " + s->c_.name + ": tools/list failed: " + r.error().message));
             return;
         }
         const json& res = r.value();
@@ -275,8 +277,8 @@ void McpServer::fail_all(const Error& e) {
 
 void McpServer::on_exit(uint64_t gen, const ExitInfo& info) {
     if (gen != generation_) return;
-    Error e = make_error(EPIPE, "MCP server " + c_.name + " exited (" + info.reason + ")" +
-                                    stderr_hint());
+    Error e = make_error(EPIPE,
+                         "MCP server " + c_.name + " exited (" + info.reason + ")" + stderr_hint());
     if (state_ == State::starting) {
         fail_start(e);
         return;
@@ -298,8 +300,8 @@ void McpServer::stop(const std::string& why) {
     ++generation_;
     proc_.reset();
     pid_ = -1;
-    fail_all(make_error(ECANCELED, "MCP server " + c_.name + " stopped" +
-                                       (why.empty() ? "" : ": " + why)));
+    fail_all(make_error(ECANCELED,
+                        "MCP server " + c_.name + " stopped" + (why.empty() ? "" : ": " + why)));
 }
 
 bool McpServer::may_restart(std::string& why) {
@@ -308,8 +310,8 @@ bool McpServer::may_restart(std::string& why) {
     if (static_cast<int>(restarts_.size()) >= c_.max_restarts) {
         why = "MCP server " + c_.name + " is down and was restarted " +
               std::to_string(restarts_.size()) + " times in the last " +
-              format_seconds(c_.restart_window) + " s; not restarting it yet (last failure: " +
-              last_exit_ + ")";
+              format_seconds(c_.restart_window) +
+              " s; not restarting it yet (last failure: " + last_exit_ + ")";
         return false;
     }
     restarts_.push_back(now);
@@ -356,8 +358,10 @@ void McpServer::call(const std::string& tool, json arguments, double timeout,
         if (!s || c->finished) return;
         json params = {{"name", tool}, {"arguments", std::move(arguments)}};
         c->id = s->request("tools/call", std::move(params), [c, finish](Result<json> r) {
-            if (!r) finish(c, {false, r.error().message});
-            else finish(c, mcp_result_to_tool_result(r.value()));
+            if (!r)
+                finish(c, {false, r.error().message});
+            else
+                finish(c, mcp_result_to_tool_result(r.value()));
         });
     };
     if (state_ == State::ready) {
@@ -365,8 +369,10 @@ void McpServer::call(const std::string& tool, json arguments, double timeout,
         return;
     }
     waiting_.push_back([c, finish, send_call = std::move(send_call)](Status st) mutable {
-        if (!st) finish(c, {false, st.error().message});
-        else send_call();
+        if (!st)
+            finish(c, {false, st.error().message});
+        else
+            send_call();
     });
     if (state_ == State::starting) return;
     // idle or dead: (re)start it.
@@ -449,12 +455,15 @@ void McpServer::handle_line(const std::string& raw) {
     auto method = msg.find("method");
     auto id = msg.find("id");
     if (method != msg.end()) {
-        if (id != msg.end() && !id->is_null()) answer_request(msg);
+        if (id != msg.end() && !id->is_null())
+            answer_request(msg);
         else if (*method == "notifications/message")
             spdlog::debug("mcp {} log: {}", c_.name, short_text(dump(msg.value("params", json()))));
         else if (*method == "notifications/tools/list_changed" && state_ == State::ready)
-            spdlog::info("mcp {}: its tool list changed (swarmfs keeps the list it loaded)", c_.name);
-        else spdlog::debug("mcp {} notification: {}", c_.name, short_text(line));
+            spdlog::info("mcp {}: its tool list changed (swarmfs keeps the list it loaded)",
+                         c_.name);
+        else
+            spdlog::debug("mcp {} notification: {}", c_.name, short_text(line));
         return;
     }
     if (id == msg.end() || !id->is_number_integer()) {
@@ -468,8 +477,10 @@ void McpServer::handle_line(const std::string& raw) {
     }
     Reply reply = std::move(it->second);
     pending_.erase(it);
-    if (auto e = msg.find("error"); e != msg.end() && !e->is_null()) reply(rpc_error(*e));
-    else reply(msg.contains("result") ? msg["result"] : json());
+    if (auto e = msg.find("error"); e != msg.end() && !e->is_null())
+        reply(rpc_error(*e));
+    else
+        reply(msg.contains("result") ? msg["result"] : json());
 }
 
 void McpServer::answer_request(const json& msg) {
@@ -488,7 +499,7 @@ void McpServer::answer_request(const json& msg) {
 
 namespace {
 class McpTool : public Tool {
-public:
+  public:
     McpTool(std::shared_ptr<McpServer> server, ToolSpec spec, std::string remote, double timeout,
             bool validate)
         : server_(std::move(server)),
@@ -499,7 +510,9 @@ public:
 
     const ToolSpec& spec() const override { return spec_; }
 
-    void call(json args, std::function<void(ToolResult)> done) override {
+    // An MCP server is one long-lived process shared by every caller: it
+    // runs as the registry started it, not in a caller's sandbox.
+    void call(json args, std::function<void(ToolResult)> done, ToolContext) override {
         EventLoop& loop = server_->loop();
         if (validate_) {
             if (Status st = validate_json(spec_.parameters, args); !st) {
@@ -514,7 +527,7 @@ public:
         });
     }
 
-private:
+  private:
     std::shared_ptr<McpServer> server_;
     ToolSpec spec_;
     std::string remote_;

@@ -32,8 +32,8 @@
 namespace swarmfs {
 
 struct McpServerConfig {
-    std::string name;                       // the swarm.json key; used in messages
-    std::vector<std::string> argv;          // argv[0] with a '/' is relative to workdir
+    std::string name;                        // the swarm.json key; used in messages
+    std::vector<std::string> argv;           // argv[0] with a '/' is relative to workdir
     std::map<std::string, std::string> env;  // on top of the server's; plus SWARMFS_TOOL=name
     std::string workdir;
     double call_timeout = 30;   // seconds per tools/call (a Tool may pass its own)
@@ -51,7 +51,7 @@ struct McpToolInfo {
 inline constexpr const char* kMcpProtocolVersion = "2025-06-18";
 
 class McpServer : public std::enable_shared_from_this<McpServer> {
-public:
+  public:
     static std::shared_ptr<McpServer> create(EventLoop& loop, McpServerConfig config);
     ~McpServer();  // kills the child if still running; use stop() first
     McpServer(const McpServer&) = delete;
@@ -79,7 +79,7 @@ public:
     const nlohmann::json& server_info() const { return server_info_; }
     size_t pending_requests() const { return pending_.size(); }
 
-private:
+  private:
     enum class State { idle, starting, ready, dead, stopped };
     using Reply = std::function<void(Result<nlohmann::json>)>;
 

@@ -3,7 +3,8 @@
 namespace swarmfs {
 
 nlohmann::json spec_json(const ToolSpec& spec) {
-    return {{"name", spec.name}, {"description", spec.description}, {"parameters", spec.parameters}};
+    return {
+        {"name", spec.name}, {"description", spec.description}, {"parameters", spec.parameters}};
 }
 
 nlohmann::json openai_tool_json(const ToolSpec& spec) {
@@ -26,8 +27,8 @@ Result<nlohmann::json> parse_tool_arguments(std::string_view text) {
 bool valid_tool_name(std::string_view name) {
     if (name.empty() || name.size() > 64) return false;
     for (char ch : name) {
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '_' || ch == '-';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
         if (!ok) return false;
     }
     return true;

@@ -22,15 +22,25 @@ struct ToolResult {
     std::string content;  // text for the model; on !ok, the error text the model sees
 };
 
+struct ExecSpec;
+
+// On whose behalf a tool runs. A process a tool starts for an agent runs
+// in that agent's sandbox: `wrap` turns the command into the sandboxed one.
+struct ToolContext {
+    std::string agent;                      // empty: the swarm's owner (tools/NAME/call)
+    std::function<Status(ExecSpec&)> wrap;  // null: run the command as it is
+};
+
 class Tool {
-public:
+  public:
     virtual ~Tool() = default;
     virtual const ToolSpec& spec() const = 0;
     // Validates args against spec().parameters first (a bad call: ok=false
     // with a precise message, the tool never runs), then runs. done is called
     // exactly once, on the loop thread, never before call returns. May be
     // called from any thread.
-    virtual void call(nlohmann::json args, std::function<void(ToolResult)> done) = 0;
+    virtual void call(nlohmann::json args, std::function<void(ToolResult)> done,
+                      ToolContext ctx = {}) = 0;
 };
 
 // What tools/NAME/spec shows: {"name", "description", "parameters"}.

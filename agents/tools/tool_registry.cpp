@@ -35,7 +35,8 @@ struct Entry {
 
 std::optional<Error> read_argv(const json& v, const std::string& where, Entry& e) {
     if (!v.is_array() || v.empty())
-        return bad(where, "must be a non-empty array of strings, e.g. [\"./bin/tool\", \"--flag\"]");
+        return bad(where,
+                   "must be a non-empty array of strings, e.g. [\"./bin/tool\", \"--flag\"]");
     e.argv.clear();
     for (auto& a : v) {
         if (!a.is_string()) return bad(where, "must contain only strings");
@@ -98,10 +99,8 @@ const std::map<std::string, KeyReader>& mcp_keys() {
     static const std::map<std::string, KeyReader> table = {
         {"mcp", read_argv},
         {"timeout", read_timeout},
-        {"start_timeout",
-         [](const json& v, const std::string& where, Entry& e) {
-             return read_seconds(v, where, e.start_timeout);
-         }},
+        {"start_timeout", [](const json& v, const std::string& where,
+                             Entry& e) { return read_seconds(v, where, e.start_timeout); }},
         {"env", read_env},
         {"tools",
          [](const json& v, const std::string& where, Entry& e) -> std::optional<Error> {
@@ -145,15 +144,15 @@ Result<Entry> parse_entry(const std::string& name, const json& v, const std::str
         auto it = table.find(key);
         if (it == table.end())
             return bad(where, "unknown key \"" + key + "\" (known keys of " +
-                                  (has_mcp ? "an mcp" : "an exec") + " entry: " + known_keys(table) +
-                                  ")");
+                                  (has_mcp ? "an mcp" : "an exec") +
+                                  " entry: " + known_keys(table) + ")");
         if (auto err = it->second(value, where + "." + key, e)) return *err;
     }
     if (resolve_tool_command(e.argv[0], workdir).empty())
-        return make_error(ENOENT, where + ": command not found: " + e.argv[0] +
-                                      (e.argv[0].find('/') != std::string::npos
-                                           ? " (relative to " + workdir + ")"
-                                           : " (not on PATH)"));
+        return make_error(
+            ENOENT, where + ": command not found: " + e.argv[0] +
+                        (e.argv[0].find('/') != std::string::npos ? " (relative to " + workdir + ")"
+                                                                  : " (not on PATH)"));
     return e;
 }
 
@@ -161,8 +160,8 @@ Result<Entry> parse_entry(const std::string& name, const json& v, const std::str
 std::string sanitize(const std::string& name) {
     std::string out = name;
     for (char& ch : out) {
-        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '_' || ch == '-';
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
         if (!ok) ch = '_';
     }
     return out;
@@ -323,7 +322,8 @@ Status ToolRegistry::load(const nlohmann::json& section) {
                              e.name, info.name, st.error().message);
             }
             ToolSpec spec{name, info.description, std::move(params)};
-            tools[name] = make_mcp_tool(servers[i], std::move(spec), info.name, e.timeout, validate);
+            tools[name] =
+                make_mcp_tool(servers[i], std::move(spec), info.name, e.timeout, validate);
         }
         if (e.only) {
             for (auto& want : *e.only) {

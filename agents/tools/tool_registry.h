@@ -39,7 +39,7 @@ namespace swarmfs {
 class McpServer;
 
 class ToolRegistry {
-public:
+  public:
     ToolRegistry(EventLoop& loop, std::string workdir);
     ~ToolRegistry();  // stops the MCP servers
     ToolRegistry(const ToolRegistry&) = delete;
@@ -52,10 +52,10 @@ public:
     // list its tools in time. Blocks until the MCP servers have listed their
     // tools: call it from any thread but the loop's (EDEADLK there).
     Status load(const nlohmann::json& section);
-    std::vector<std::string> names() const;         // sorted
+    std::vector<std::string> names() const;                    // sorted
     std::shared_ptr<Tool> get(const std::string& name) const;  // null if none
 
-private:
+  private:
     void stop_servers(const std::vector<std::shared_ptr<McpServer>>& servers,
                       const std::string& why);
 

@@ -86,8 +86,8 @@ TEST_F(Editors, SedInPlaceRenamesOverConfig) {
     // sed's temp file was renamed away: only the protocol files are left.
     auto names = list_dir(p("agents/ed"));
     ASSERT_TRUE(names);
-    EXPECT_EQ(*names, (std::vector<std::string>{"config", "ctl", "err", "inbox", "instructions",
-                                                "output", "status"}));
+    EXPECT_EQ(*names, (std::vector<std::string>{"caps", "config", "ctl", "err", "inbox",
+                                                "instructions", "output", "status"}));
 }
 
 TEST_F(Editors, SedInPlaceWithBadResultIsRefused) {
@@ -185,7 +185,7 @@ TEST_F(Editors, ScratchFilesWorkAndDoNotBreakTheAgent) {
     EXPECT_EQ(unlink(p("agents/ed/config.bak").c_str()), 0) << strerror(errno);
     names = list_dir(p("agents/ed"));
     ASSERT_TRUE(names);
-    EXPECT_EQ(names->size(), 7u);
+    EXPECT_EQ(names->size(), 8u);
     // Protocol files cannot be removed.
     EXPECT_EQ(unlink(p("agents/ed/config").c_str()), -1);
     EXPECT_TRUE(read_file(p("agents/ed/config")));

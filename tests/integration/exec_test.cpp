@@ -144,7 +144,8 @@ TEST_F(Exec, CrashBySignalIsReportedAndOthersKeepWorking) {
     EXPECT_NE(err.find("signal"), std::string::npos) << err;
     EXPECT_NE(err.find("11"), std::string::npos) << "expected `killed by signal 11`: " << err;
     auto status = slurp(p("agents/crash/status"));
-    EXPECT_EQ(kv(status, "failed"), std::string("2")) << "run once more after the crash: " << status;
+    EXPECT_EQ(kv(status, "failed"), std::string("2"))
+        << "run once more after the crash: " << status;
 
     EXPECT_EQ(cat_stream("agents/slowcat/output"), "one\ntwo\n");
     auto s2 = slurp(p("agents/slowcat/status"));

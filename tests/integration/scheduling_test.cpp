@@ -262,7 +262,10 @@ class Base : public MountedSwarm {
 class Sched : public Base {
   protected:
     std::string swarm_config() const override {
-        return R"({"supervisors": {"pair": {"strategy": "one_for_all", "agents": ["a", "b"]}}})";
+        // The agents record pids and files on the host to show what the
+        // scheduler does: that needs the host's view, so no sandbox.
+        return R"({"sandbox": false,
+                   "supervisors": {"pair": {"strategy": "one_for_all", "agents": ["a", "b"]}}})";
     }
 };
 
@@ -270,7 +273,7 @@ class Sched : public Base {
 class FullPool : public Base {
   protected:
     std::string swarm_config() const override {
-        return R"({"scheduler": {"workers": 1, "aging": 3600}})";
+        return R"({"sandbox": false, "scheduler": {"workers": 1, "aging": 3600}})";
     }
     // Agents that append their name to the order file when their turn runs.
     std::string order() const { return file("order"); }
@@ -282,7 +285,7 @@ class FullPool : public Base {
 class Aging : public FullPool {
   protected:
     std::string swarm_config() const override {
-        return R"({"scheduler": {"workers": 1, "aging": 0.2}})";
+        return R"({"sandbox": false, "scheduler": {"workers": 1, "aging": 0.2}})";
     }
 };
 

@@ -11,8 +11,8 @@ namespace {
 
 using Tree = MountedSwarm;
 
-const std::vector<std::string> kAgentFiles = {"config",       "ctl",    "err",   "inbox",
-                                              "instructions", "output", "status"};
+const std::vector<std::string> kAgentFiles = {"caps",  "config",       "ctl",    "err",
+                                              "inbox", "instructions", "output", "status"};
 const std::vector<std::string> kConvFiles = {"agent", "context", "ctl", "in", "out", "vars"};
 
 TEST_F(Tree, LsRootShowsItsEntries) {
@@ -20,7 +20,7 @@ TEST_F(Tree, LsRootShowsItsEntries) {
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_EQ(lines(r.out),
               (std::vector<std::string>{"agents", "conv", "ctl", "events", "log", "metrics",
-                                        "status", "tools"}));
+                                        "status", "tools", "vault", "views"}));
 }
 
 TEST_F(Tree, RootModesAndSizes) {

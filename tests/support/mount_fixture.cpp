@@ -429,6 +429,11 @@ void MountedSwarm::SetUp() {
     char tmpl[] = "/tmp/swarmfs-it.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr) << strerror(errno);
     dir_ = tmpl;
+    // The swarm file's folder is the exec agents' working folder, and their
+    // sandboxed processes run as the agent's own uid: it must be able to
+    // enter it, as it can a user's project folder (the state folder inside
+    // stays the server's: the server makes it 0700).
+    ASSERT_EQ(chmod(dir_.c_str(), 0755), 0) << strerror(errno);
     mnt_ = dir_ + "/mnt";
     state_ = dir_ + "/state";
     log_ = dir_ + "/server.log";

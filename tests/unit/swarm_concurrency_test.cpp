@@ -21,6 +21,9 @@ class Concurrency : public ::testing::Test {
   protected:
     std::unique_ptr<Swarm> open() {
         SwarmOptions o;
+        // These tests watch host processes and files (pids, barriers): the
+        // sandbox, on by default, would hide both. sandbox_test covers it.
+        o.sandbox = false;
         o.db_path = dir.file("swarm.db");
         auto s = Swarm::open(o);
         EXPECT_TRUE(s.ok()) << (s.ok() ? "" : s.error().message);

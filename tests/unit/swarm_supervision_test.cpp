@@ -30,6 +30,9 @@ class Supervision : public ::testing::Test {
     std::unique_ptr<Swarm> open(int workers = 64, double aging = 5,
                                 json supervisors = json::object()) {
         SwarmOptions o;
+        // These tests watch host processes and files (pids, barriers): the
+        // sandbox, on by default, would hide both. sandbox_test covers it.
+        o.sandbox = false;
         o.db_path = dir.file("swarm.db");
         o.workers = workers;
         o.aging = aging;

@@ -13,6 +13,9 @@ namespace {
 std::unique_ptr<Swarm> open_swarm(const std::string& db,
                                   nlohmann::json agents = nlohmann::json::object()) {
     SwarmOptions o;
+    // These tests watch host processes and files (pids, barriers): the
+    // sandbox, on by default, would hide both. sandbox_test covers it.
+    o.sandbox = false;
     o.db_path = db;
     o.agents = std::move(agents);
     auto s = Swarm::open(o);

@@ -1,0 +1,81 @@
+// Where an agent's processes run: its exec turns and the exec tools it
+// calls start inside its sandbox (agents/sandbox.h), as its own uid, with
+// its view as their only window on the swarm. Off is a choice the owner
+// makes explicitly, and it is logged every time it takes effect.
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include "agents/swarm.h"
+
+namespace swarmfs {
+
+using json = nlohmann::json;
+
+namespace {
+// Tools the owner calls through tools/NAME/call run as nobody: sandboxed
+// like an agent's, with no view of the swarm.
+constexpr uid_t kNobody = 65534;
+
+bool inside(const std::string& path, const std::string& dir) {
+    return !dir.empty() && (path == dir || path.rfind(dir + "/", 0) == 0);
+}
+}  // namespace
+
+SandboxPolicy Swarm::sandbox_policy(const AgentConfig& c) const {
+    return c.sandbox ? *c.sandbox : default_sandbox_;
+}
+
+std::optional<SandboxSpec> Swarm::sandbox_spec(const std::string& agent,
+                                               const AgentConfig* c) const {
+    SandboxPolicy p = c ? sandbox_policy(*c) : default_sandbox_;
+    if (!p.enabled) return std::nullopt;
+    SandboxSpec s;
+    s.limits = p.limits;
+    s.workdir = opts_.workdir;
+    // The log, the vault's real folder and anything else of the server's.
+    if (!opts_.state_dir.empty()) s.hide.push_back(opts_.state_dir);
+    if (!opts_.vault_dir.empty() && !inside(opts_.vault_dir, opts_.state_dir))
+        s.hide.push_back(opts_.vault_dir);
+    if (agent.empty()) {
+        if (geteuid() == 0) s.uid = s.gid = kNobody;
+        return s;
+    }
+    if (!opts_.views_dir.empty()) s.view = opts_.views_dir + "/" + agent;
+    auto caps = caps_of(agent);
+    s.net = caps && caps->allows(Capability::Kind::net);
+    s.uid = s.gid = sandbox_uid(agent);
+    return s;
+}
+
+Status Swarm::sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec) {
+    if (!box) return {};
+    auto argv = sandbox_argv(*box, spec.argv);
+    if (!argv) return argv.error();
+    spec.argv = std::move(*argv);
+    // Inside, the swarm is the view at /swarm, if there is one.
+    std::erase_if(spec.env, [](const std::string& kv) { return kv.rfind("SWARMFS_MNT=", 0) == 0; });
+    if (!box->view.empty()) spec.env.push_back("SWARMFS_MNT=/swarm");
+    return {};
+}
+
+ToolContext Swarm::tool_context(const std::string& agent, const AgentConfig* c) const {
+    ToolContext ctx;
+    ctx.agent = agent;
+    if (auto box = sandbox_spec(agent, c))
+        ctx.wrap = [box = std::move(box)](ExecSpec& spec) { return sandbox_exec(box, spec); };
+    return ctx;
+}
+
+void Swarm::log_sandbox_off(const std::string& agent, const AgentConfig& c) {
+    if (sandbox_policy(c).enabled) return;
+    std::string why = "sandbox off: agent " + agent +
+                      "'s processes run unconfined, as the server's user, with the host's files "
+                      "and network, and the file server cannot tell them from the owner";
+    spdlog::warn("{}", why);
+    Event e;
+    e.kind = "sandbox_off";
+    e.data = {{"agent", agent}, {"message", why}};
+    log_->post({std::move(e)});
+}
+
+}  // namespace swarmfs
