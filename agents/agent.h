@@ -16,6 +16,7 @@
 #include "agents/byte_stream.h"
 #include "agents/event_loop.h"
 #include "agents/exec_process.h"
+#include "agents/guard.h"
 #include "agents/restart_intensity.h"
 #include "vault/event_log.h"
 
@@ -105,6 +106,8 @@ struct Turn {
     std::shared_ptr<ExecProcess> proc;
     bool sandboxed = false;  // proc is bubblewrap: its exit status says how the command ended
     std::string output;
+    // Secrets are taken out of what the turn streams, even split across reads.
+    std::unique_ptr<StreamRedactor> redact;
     std::string stderr_text;
     size_t stderr_shown = 0;  // bytes of stderr_text already in err
     std::string cancel_reason;

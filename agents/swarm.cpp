@@ -59,12 +59,15 @@ Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
             key == "scheduler" || key == "supervisors") {
             if (!value.is_object())
                 return make_error(EINVAL, path + ": " + key + " must be an object");
+        } else if (key == "guard") {
+            if (auto g = Guard::from_json(value); !g)
+                return make_error(EINVAL, path + ": " + g.error().message);
         } else if (key == "sandbox") {
             if (auto p = SandboxPolicy::from_json(value); !p)
                 return make_error(EINVAL, path + ": " + p.error().message);
         } else {
             return make_error(EINVAL, path + ": unknown key \"" + key +
-                                          "\" (known: agents, defaults, providers, sandbox, "
+                                          "\" (known: agents, defaults, guard, providers, sandbox, "
                                           "scheduler, supervisors, tools)");
         }
     }
@@ -115,6 +118,7 @@ Status load_swarm_file(const std::string& path, SwarmOptions& opts) {
     }
     if (j.contains("tools")) opts.tools = j["tools"];
     if (j.contains("sandbox")) opts.sandbox = j["sandbox"];
+    if (j.contains("guard")) opts.guard = j["guard"];
     if (j.contains("defaults")) {
         if (auto c = AgentConfig::from_json(j["defaults"]); !c)
             return make_error(EINVAL, path + ": defaults: " + c.error().message);
@@ -152,6 +156,8 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
     std::unique_ptr<Swarm> s(new Swarm(std::move(opts)));
     s->init_metrics();
     s->log_ = std::move(*log);
+    // Before anything is logged: secrets never reach the disk.
+    if (auto st = s->init_guard(); !st) return st.error();
     s->started_ = now_seconds();
     if (auto st = s->replay(); !st) return st.error();
     s->loop_ = std::make_unique<EventLoop>();
@@ -797,6 +803,7 @@ std::optional<Error> budget_error(const Agent& a) {
 
 Status Swarm::enqueue(const std::string& agent, int64_t conv, std::string text,
                       const std::string& from) {
+    if (auto st = guard_message(agent, text); !st) return st;
     int64_t msg = ++msg_seq_;
     json d = {{"msg", msg}, {"agent", agent}, {"text", std::move(text)}};
     if (conv) d["conv"] = conv;

@@ -18,6 +18,7 @@
 #include "agents/byte_stream.h"
 #include "agents/command_table.h"
 #include "agents/event_loop.h"
+#include "agents/guard.h"
 #include "agents/metrics.h"
 #include "agents/provider/chat_client.h"
 #include "agents/ready_queue.h"
@@ -40,6 +41,8 @@ struct SwarmOptions {
     std::string views_dir;
     // The swarm file's "sandbox": the policy of agents that set none.
     nlohmann::json sandbox = nullptr;
+    // The swarm file's "guard" (agents/guard.h); null: the built-in rules.
+    nlohmann::json guard = nullptr;
     nlohmann::json defaults = nlohmann::json::object();   // config of a mkdir'd agent
     nlohmann::json agents = nlohmann::json::object();     // declared at start (swarm.json)
     std::map<std::string, std::string> exec_env;          // added to every exec agent's environment
@@ -316,6 +319,21 @@ class Swarm {
     ToolContext tool_context(const std::string& agent, const AgentConfig* c) const;
     void log_sandbox_off(const std::string& agent, const AgentConfig& c);
     SandboxPolicy default_sandbox_;
+
+    // the guard (swarm_guard.cpp)
+    Status init_guard();
+    GuardContext guard_context(const std::string& agent) const;
+    // Scans a message about to be queued for agent (empty: a publication).
+    // EPERM when a rule drops it (stop also stops the agent).
+    Status guard_message(const std::string& agent, std::string_view text);
+    // Scans a tool's result; drop replaces it, stop cancels the turn and
+    // stops the agent (returns true: the turn is over).
+    bool guard_tool_result(Turn& t, const std::string& tool, ToolResult& res);
+    void guard_event(const std::string& agent, const GuardMatch& m, GuardSource src,
+                     nlohmann::json extra);
+    void guard_stop(const std::string& agent, const std::string& why);
+    Guard guard_;
+    std::shared_ptr<const Redactor> redactor_;
     mutable MetricsRegistry metrics_;
     struct {
         CounterFamily *turns = nullptr, *tokens = nullptr, *restarts = nullptr;

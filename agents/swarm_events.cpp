@@ -44,6 +44,7 @@ Status Swarm::create_topic(const std::string& name) {
 }
 
 Status Swarm::publish(const std::string& name, std::string text) {
+    if (auto st = guard_message("", text); !st) return st;
     if (auto st = check_topic(name); !st) return st;
     if (!text.empty() && text.back() != '\n') text += '\n';  // one publication, one line
     std::vector<Event> batch;

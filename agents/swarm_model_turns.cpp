@@ -365,6 +365,8 @@ void Swarm::on_tool_done(int64_t id, size_t index, ToolResult res) {
     Turn* t = live_turn(id);
     if (!t || index >= t->messages.size()) return;
     json& msg = t->messages[index];
+    if (guard_tool_result(*t, msg.value("name", ""), res)) return;  // it stopped the agent
+    if (redactor_) res.content = redactor_->redact(res.content);
     msg["content"] = res.ok ? res.content : "error: " + res.content;
     if (!res.ok) msg["is_error"] = true;
     Event e;

@@ -112,6 +112,13 @@ void Swarm::in_turn(int64_t id, const std::function<void(Turn&)>& fn) {
 }
 
 void Swarm::on_turn_stdout(Turn& t, std::string_view data) {
+    std::string clean;
+    if (redactor_ && !redactor_->empty()) {
+        if (!t.redact) t.redact = std::make_unique<StreamRedactor>(redactor_);
+        clean = t.redact->feed(data);
+        data = clean;
+    }
+    if (data.empty()) return;
     t.output.append(data);
     t.agent->output->append(data);
     if (t.conv_out) t.conv_out->append(data);
@@ -124,10 +131,9 @@ void Swarm::on_turn_stderr(Turn& t, std::string_view data) {
     std::lock_guard lk(t.agent->mu);
     size_t nl;
     while ((nl = t.stderr_text.find('\n', t.stderr_shown)) != std::string::npos) {
-        add_err_line(*t.agent,
-                     "turn " + std::to_string(t.id) +
-                         " stderr: " + t.stderr_text.substr(t.stderr_shown, nl - t.stderr_shown),
-                     ts);
+        std::string line = t.stderr_text.substr(t.stderr_shown, nl - t.stderr_shown);
+        if (redactor_) line = redactor_->redact(line);
+        add_err_line(*t.agent, "turn " + std::to_string(t.id) + " stderr: " + line, ts);
         t.stderr_shown = nl + 1;
     }
 }
@@ -141,6 +147,16 @@ void Swarm::finish_turn(int64_t id, bool ok, std::string reason) {
     Turn& t = *tp;
     Agent& a = *t.agent;
     if (t.timer) loop_->cancel(t.timer);
+    // What the redactor held back (the start of what might have been a secret).
+    if (t.redact) {
+        std::string rest = t.redact->finish();
+        t.redact.reset();
+        if (!rest.empty() && !a.removed) {
+            t.output += rest;
+            a.output->append(rest);
+            if (t.conv_out) t.conv_out->append(rest);
+        }
+    }
     if (!t.cancel_reason.empty()) {
         ok = false;
         reason = t.cancel_reason;

@@ -82,8 +82,10 @@ void EventLog::set_observer(std::function<void(const Event&)> fn) {
 Result<int64_t> EventLog::commit(std::vector<Event> events) {
     auto b = std::make_shared<Batch>();
     double ts = now_seconds();
-    for (auto& e : events)
+    for (auto& e : events) {
         if (e.ts == 0) e.ts = ts;
+        if (filter_) filter_(e);
+    }
     b->events = std::move(events);
     b->wait = true;
     std::unique_lock lk(mu_);
@@ -99,8 +101,10 @@ Result<int64_t> EventLog::commit(std::vector<Event> events) {
 void EventLog::post(std::vector<Event> events) {
     auto b = std::make_shared<Batch>();
     double ts = now_seconds();
-    for (auto& e : events)
+    for (auto& e : events) {
         if (e.ts == 0) e.ts = ts;
+        if (filter_) filter_(e);
+    }
     b->events = std::move(events);
     std::lock_guard lk(mu_);
     pending_.push_back(b);

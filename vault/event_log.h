@@ -50,8 +50,13 @@ class EventLog {
 
     // Called on the writer thread, in id order, after each commit.
     void set_observer(std::function<void(const Event&)> fn);
+    // Applied to every event before it is queued (on the caller's thread):
+    // what must never reach the disk (secrets) is taken out here. Set it
+    // before the first commit.
+    void set_filter(std::function<void(Event&)> fn) { filter_ = std::move(fn); }
 
   private:
+    std::function<void(Event&)> filter_;
     struct Batch {
         std::vector<Event> events;
         bool wait = false;

@@ -400,6 +400,11 @@ TEST_F(FullPool, UnderAFullPoolInteractiveWorkStartsFirst) {
     // They arrive background first, interactive last; the one worker is busy.
     for (const char* n : {"bg", "def", "ui"}) ASSERT_EQ(send(n, "m\n"), 0);
     for (const char* n : {"bg", "def", "ui"}) EXPECT_EQ(field(n, "state"), "queued") << n;
+    // The scheduler takes up a message on its own thread, just after the
+    // write is acknowledged: the ready queue fills a moment later.
+    EXPECT_TRUE(wait_until(
+        [&] { return parse_metrics(slurp(p("metrics"))).get("swarmfs_ready_queue_depth") == 3.0; },
+        5));
     auto m = parse_metrics(slurp(p("metrics")));
     EXPECT_EQ(m.get("swarmfs_workers"), 1.0);
     EXPECT_EQ(m.get("swarmfs_workers_busy"), 1.0);
