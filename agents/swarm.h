@@ -39,6 +39,8 @@ struct SwarmOptions {
     // Where views/ is on the host (MNT/views): each agent's sandbox binds
     // views/NAME at /swarm. Empty (no mount): sandboxes have no /swarm.
     std::string views_dir;
+    // The swarm file: every agent's config is in it, so sandboxes hide it.
+    std::string swarm_file;
     // The swarm file's "sandbox": the policy of agents that set none.
     nlohmann::json sandbox = nullptr;
     // The swarm file's "guard" (agents/guard.h); null: the built-in rules.
@@ -315,7 +317,11 @@ class Swarm {
     // swarm's owner (tools/NAME/call), with no view.
     std::optional<SandboxSpec> sandbox_spec(const std::string& agent, const AgentConfig* c) const;
     // Turns spec into the sandboxed command (argv, SWARMFS_MNT).
-    static Status sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec);
+    // Secrets the server holds (providers' API keys, variables named like
+    // secrets) are taken out of the environment, except those `keep` names
+    // (the agent's own config env).
+    Status sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec,
+                        const std::vector<std::string>& keep) const;
     ToolContext tool_context(const std::string& agent, const AgentConfig* c) const;
     void log_sandbox_off(const std::string& agent, const AgentConfig& c);
     SandboxPolicy default_sandbox_;

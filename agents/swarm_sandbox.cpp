@@ -5,6 +5,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <regex>
+#include <set>
+
 #include "agents/swarm.h"
 
 namespace swarmfs {
@@ -36,6 +40,8 @@ std::optional<SandboxSpec> Swarm::sandbox_spec(const std::string& agent,
     if (!opts_.state_dir.empty()) s.hide.push_back(opts_.state_dir);
     if (!opts_.vault_dir.empty() && !inside(opts_.vault_dir, opts_.state_dir))
         s.hide.push_back(opts_.vault_dir);
+    if (!opts_.swarm_file.empty() && inside(opts_.swarm_file, opts_.workdir))
+        s.hide.push_back(opts_.swarm_file);
     if (agent.empty()) {
         if (geteuid() == 0) s.uid = s.gid = kNobody;
         return s;
@@ -47,8 +53,19 @@ std::optional<SandboxSpec> Swarm::sandbox_spec(const std::string& agent,
     return s;
 }
 
-Status Swarm::sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec) {
+Status Swarm::sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec,
+                           const std::vector<std::string>& keep) const {
     if (!box) return {};
+    std::set<std::string> secret;
+    for (auto& [name, p] : opts_.providers.items())
+        if (auto var = p.value("api_key_env", ""); !var.empty()) secret.insert(var);
+    static const std::regex secret_name("KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL",
+                                        std::regex::icase);
+    std::erase_if(spec.env, [&](const std::string& kv) {
+        std::string name = kv.substr(0, kv.find('='));
+        if (std::find(keep.begin(), keep.end(), name) != keep.end()) return false;
+        return secret.count(name) > 0 || std::regex_search(name, secret_name);
+    });
     auto argv = sandbox_argv(*box, spec.argv);
     if (!argv) return argv.error();
     spec.argv = std::move(*argv);
@@ -61,8 +78,13 @@ Status Swarm::sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec
 ToolContext Swarm::tool_context(const std::string& agent, const AgentConfig* c) const {
     ToolContext ctx;
     ctx.agent = agent;
+    std::vector<std::string> keep;
+    if (c)
+        for (auto& [k, v] : c->env) keep.push_back(k);
     if (auto box = sandbox_spec(agent, c))
-        ctx.wrap = [box = std::move(box)](ExecSpec& spec) { return sandbox_exec(box, spec); };
+        ctx.wrap = [this, box = std::move(box), keep](ExecSpec& spec) {
+            return sandbox_exec(box, spec, keep);
+        };
     return ctx;
 }
 

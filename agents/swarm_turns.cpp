@@ -67,7 +67,9 @@ void Swarm::start_exec_turn(Turn& t) {
         spec.env.reserve(env.size());
         for (auto& [k, v] : env) spec.env.push_back(k + "=" + v);
         std::shared_ptr<Result<Spawned>> spawned;
-        if (auto st = sandbox_exec(job->box, spec); !st)
+        std::vector<std::string> keep;
+        for (auto& [k, v] : job->config.env) keep.push_back(k);
+        if (auto st = sandbox_exec(job->box, spec, keep); !st)
             spawned = std::make_shared<Result<Spawned>>(st.error());
         else
             spawned = std::make_shared<Result<Spawned>>(spawn(spec));

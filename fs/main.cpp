@@ -131,6 +131,7 @@ int main(int argc, char** argv) {
     if (!o.config.empty()) {
         if (auto s = swarmfs::load_swarm_file(o.config, sopts); !s) return fail(s.error().message);
         sopts.workdir = std::filesystem::absolute(o.config).parent_path().string();
+        sopts.swarm_file = std::filesystem::absolute(o.config).string();
     }
     std::string mnt = std::filesystem::absolute(o.mountpoint).string();
     // Exec agents reach the swarm through the mount (e.g. to hand off).

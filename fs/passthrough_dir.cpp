@@ -15,6 +15,11 @@
 
 namespace swarmfs::fs {
 
+// What a caller may set: permissions and the sticky bit. Set-uid and
+// set-gid never reach the disk: the files belong to the server's user
+// (root), and a copy that keeps modes would make them live on the host.
+constexpr mode_t kModeBits = 01777;
+
 namespace {
 
 constexpr uint64_t kResolve =
@@ -169,7 +174,8 @@ struct PassthroughStore : std::enable_shared_from_this<PassthroughStore> {
     Status chmod(const std::string& path, mode_t mode) const {
         auto fd = open_inode(path);
         if (!fd) return fd.error();
-        if (::chmod(proc_path(fd->get()).c_str(), mode & 07777) != 0) return sys_error(path, errno);
+        if (::chmod(proc_path(fd->get()).c_str(), mode & kModeBits) != 0)
+            return sys_error(path, errno);
         return {};
     }
 
@@ -193,7 +199,7 @@ namespace {
 // not write, and special files as unusable regular files.
 Attr shown_attr(const struct stat& st, Sight sight) {
     Attr a;
-    mode_t perm = st.st_mode & 07777;
+    mode_t perm = st.st_mode & kModeBits;
     if (sight != Sight::rw) perm &= ~static_cast<mode_t>(0222);
     a.size = static_cast<uint64_t>(st.st_size);
     a.mtime = seconds(st.st_mtim);
@@ -497,7 +503,8 @@ Status PassthroughDir::make_dir(const std::string& name, mode_t mode) {
     if (auto s = store_->need_rw(p); !s) return s;
     auto dir = store_->open(path_, O_PATH | O_DIRECTORY);
     if (!dir) return dir.error();
-    if (mkdirat(dir->get(), name.c_str(), mode & 07777) != 0) return store_->sys_error(p, errno);
+    if (mkdirat(dir->get(), name.c_str(), mode & kModeBits) != 0)
+        return store_->sys_error(p, errno);
     // The caller's umask is applied already; the server's must not be too.
     return store_->chmod(p, mode);
 }
@@ -533,10 +540,10 @@ Result<DirNode::Created> PassthroughDir::create_open(const std::string& name, mo
     // O_EXCL first: only a file made here gets the caller's mode.
     uint64_t how = static_cast<uint64_t>((flags & kOpenFlags & ~O_TRUNC) | O_CREAT | O_EXCL |
                                          O_NOFOLLOW | O_NOCTTY);
-    int fd = openat2_beneath(dir->get(), name.c_str(), how, mode & 07777);
+    int fd = openat2_beneath(dir->get(), name.c_str(), how, mode & kModeBits);
     if (fd >= 0) {
         UniqueFd owned(fd);
-        if (fchmod(fd, mode & 07777) != 0) return store_->sys_error(p, errno);
+        if (fchmod(fd, mode & kModeBits) != 0) return store_->sys_error(p, errno);
         return Created{std::move(file),
                        std::make_unique<PassthroughHandle>(std::move(owned), store_, p)};
     }

@@ -75,19 +75,27 @@ TEST_F(SwarmGuard, ADropRuleRefusesTheMessageAndAStopRuleStopsTheAgent) {
 TEST_F(SwarmGuard, SecretsFromTheEnvironmentAreRedactedFromOutputErrAndTheLog) {
     const char* secret = "sk-test-4f9a8b7c6d5e4f3a2b1c";
     setenv("SWARMFS_TEST_API_KEY", secret, 1);
+    setenv("SWARMFS_TEST_OTHER_TOKEN", "tok-0123456789abcdef", 1);
+    // The agent's own env passes the key on explicitly; the server's other
+    // secrets never reach its sandbox at all.
     auto s = open_swarm(db, {{"leaky",
-                              {{"exec",
+                              {{"env", {{"SWARMFS_TEST_API_KEY", secret}}},
+                               {"exec",
                                 {"sh", "-c",
                                  "cat >/dev/null; echo \"key=$SWARMFS_TEST_API_KEY\"; "
+                                 "echo \"other=$SWARMFS_TEST_OTHER_TOKEN\"; "
                                  "echo \"err $SWARMFS_TEST_API_KEY\" >&2"}}}}});
     struct Unset {
-        ~Unset() { unsetenv("SWARMFS_TEST_API_KEY"); }
+        ~Unset() {
+            unsetenv("SWARMFS_TEST_API_KEY");
+            unsetenv("SWARMFS_TEST_OTHER_TOKEN");
+        }
     } unset;
     ASSERT_TRUE(s.get());
     ASSERT_TRUE(s->send("leaky", std::string("my key is ") + secret + "\n").ok());
     ASSERT_TRUE(s->wait_idle(10));
     std::string out = s->agent_output("leaky")->snapshot();
-    EXPECT_EQ(out, "key=[REDACTED]\n");
+    EXPECT_EQ(out, "key=[REDACTED]\nother=\n");
     EXPECT_FALSE(contains(s->agent_err("leaky").value(), secret));
     EXPECT_TRUE(contains(s->agent_err("leaky").value(), "[REDACTED]"));
     ASSERT_TRUE(eventually([&] { return contains(log_text(*s), "turn_finished"); }));
