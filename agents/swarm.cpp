@@ -178,6 +178,8 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
         if (!box) return make_error(EINVAL, "swarm file: " + box.error().message);
         s->default_sandbox_ = *box;
     }
+    // Installed before anything is posted: the log file shows every event.
+    s->log_->set_observer([p = s.get()](const Event& e) { p->on_committed(e); });
     if (!s->default_sandbox_.enabled) {
         std::string why =
             "sandbox off for the whole swarm (\"sandbox\": false in the swarm file): agents' "
@@ -188,7 +190,6 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
         e.data = {{"message", why}};
         s->log_->post({std::move(e)});
     }
-    s->log_->set_observer([p = s.get()](const Event& e) { p->on_committed(e); });
     if (auto st = s->declare_agents(); !st) return st.error();
     // Acknowledged messages that never finished run again.
     // All of them queue first, then workers are handed out by priority, as

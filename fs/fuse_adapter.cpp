@@ -242,7 +242,13 @@ void FuseAdapter::opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
         if (auto child = dir->lookup(name)) e.st_mode = child->type();
         h->entries.push_back({name, e});
     }
-    fi->fh = reinterpret_cast<uint64_t>(h.release());
+    fi->fh = reinterpret_cast<uint64_t>(h.get());
+    {
+        // Owned here, so listings still open when the session ends (the
+        // kernel never sent releasedir) go with the adapter.
+        std::lock_guard dl(dirs_mu_);
+        dirs_[fi->fh] = std::shared_ptr<DirHandle>(std::move(h));
+    }
     fuse_reply_open(req, fi);
 }
 
@@ -261,7 +267,8 @@ void FuseAdapter::readdir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fu
 }
 
 void FuseAdapter::releasedir(fuse_req_t req, fuse_file_info* fi) {
-    std::unique_ptr<DirHandle> h(reinterpret_cast<DirHandle*>(fi->fh));
+    std::lock_guard dl(dirs_mu_);
+    dirs_.erase(fi->fh);
     fuse_reply_err(req, 0);
 }
 

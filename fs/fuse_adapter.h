@@ -109,6 +109,8 @@ class FuseAdapter {
     std::unordered_map<uint64_t, std::weak_ptr<OpenFile>> parked_;
     std::atomic<uint64_t> next_park_{1};
 
+    std::mutex dirs_mu_;
+    std::unordered_map<uint64_t, std::shared_ptr<void>> dirs_;  // open listings by fh
     std::mutex open_mu_;
     std::set<std::shared_ptr<OpenFile>> open_;  // so nothing leaks if the kernel never releases
 };
