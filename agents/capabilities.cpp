@@ -18,27 +18,6 @@ constexpr Kind kKinds[] = {Kind::tool, Kind::handoff, Kind::send, Kind::publish,
 // Entries and paths come from users and from agents trying their luck; the
 // message they end up in must stay one readable ASCII line whatever they hold
 // (a log line, an err file, a JSON event that must not throw on dump).
-std::string quote(std::string_view s) {
-    constexpr size_t kShown = 96;
-    static const char hex[] = "0123456789abcdef";
-    std::string out = "\"";
-    for (size_t i = 0; i < s.size() && i < kShown; ++i) {
-        unsigned char ch = static_cast<unsigned char>(s[i]);
-        if (ch == '"' || ch == '\\') {
-            out += '\\';
-            out += static_cast<char>(ch);
-        } else if (ch < 0x20 || ch >= 0x7f) {
-            out += "\\x";
-            out += hex[ch >> 4];
-            out += hex[ch & 15];
-        } else {
-            out += static_cast<char>(ch);
-        }
-    }
-    if (s.size() > kShown) out += "...";
-    out += '"';
-    return out;
-}
 
 std::optional<Kind> kind_from(std::string_view s) {
     for (Kind k : kKinds)
@@ -107,16 +86,17 @@ std::optional<std::string> normalize_query(std::string_view path) {
 Result<std::string> normalize_key(std::string_view path) {
     if (path.empty()) return make_error(EINVAL, "unveil: empty path");
     if (path.front() != '/')
-        return make_error(EINVAL, "unveil: " + quote(path) + " is relative; paths start with /");
+        return make_error(
+            EINVAL, "unveil: " + quote_config_text(path) + " is relative; paths start with /");
     if (path.size() > UnveilMap::kMaxPath)
-        return make_error(EINVAL, "unveil: path " + quote(path) + " is " +
+        return make_error(EINVAL, "unveil: path " + quote_config_text(path) + " is " +
                                       std::to_string(path.size()) + " bytes, longer than " +
                                       std::to_string(UnveilMap::kMaxPath));
     for (char ch : path) {
         unsigned char u = static_cast<unsigned char>(ch);
         if (u < 0x20 || u == 0x7f)
-            return make_error(EINVAL,
-                              "unveil: path " + quote(path) + " contains a control character");
+            return make_error(EINVAL, "unveil: path " + quote_config_text(path) +
+                                          " contains a control character");
     }
     size_t end = path.size();
     while (end > 1 && path[end - 1] == '/') --end;
@@ -129,13 +109,14 @@ Result<std::string> normalize_key(std::string_view path) {
         std::string_view comp = trimmed.substr(i, stop - i);
         i = stop + 1;
         if (comp.empty())
-            return make_error(EINVAL, "unveil: path " + quote(path) + " has an empty component");
+            return make_error(
+                EINVAL, "unveil: path " + quote_config_text(path) + " has an empty component");
         if (comp == "." || comp == "..")
-            return make_error(EINVAL, "unveil: path " + quote(path) + " has a \"" +
+            return make_error(EINVAL, "unveil: path " + quote_config_text(path) + " has a \"" +
                                           std::string(comp) +
                                           "\" component; write the path it means");
         if (comp.size() > NAME_MAX)
-            return make_error(EINVAL, "unveil: path " + quote(path) +
+            return make_error(EINVAL, "unveil: path " + quote_config_text(path) +
                                           " has a component longer than " +
                                           std::to_string(NAME_MAX) + " bytes");
     }
@@ -172,21 +153,22 @@ Result<Capability> Capability::parse(std::string_view text) {
     std::string_view kind_text = text.substr(0, colon);
     auto kind = kind_from(kind_text);
     if (!kind)
-        return make_error(EINVAL, "caps: unknown kind " + quote(kind_text) + " in " + quote(text) +
+        return make_error(EINVAL, "caps: unknown kind " + quote_config_text(kind_text) + " in " +
+                                      quote_config_text(text) +
                                       " (known: tool, handoff, send, publish, net)");
     if (*kind == Kind::net) {
         if (colon != std::string_view::npos)
-            return make_error(EINVAL, "caps: net takes no target, got " + quote(text));
+            return make_error(EINVAL, "caps: net takes no target, got " + quote_config_text(text));
         return Capability{Kind::net, ""};
     }
     std::string k(kind_text);
     if (colon == std::string_view::npos || colon + 1 == text.size())
-        return make_error(EINVAL, "caps: " + quote(text) + " needs a target: " + k + ":NAME, or " +
-                                      k + ":* for any");
+        return make_error(EINVAL, "caps: " + quote_config_text(text) + " needs a target: " + k +
+                                      ":NAME, or " + k + ":* for any");
     std::string_view target = text.substr(colon + 1);
     if (target != "*" && !valid_target(*kind, target))
-        return make_error(EINVAL, "caps: bad target " + quote(target) + " in " + quote(text) +
-                                      ": " + target_rule(*kind));
+        return make_error(EINVAL, "caps: bad target " + quote_config_text(target) + " in " +
+                                      quote_config_text(text) + ": " + target_rule(*kind));
     return Capability{*kind, std::string(target)};
 }
 
@@ -287,14 +269,15 @@ Result<UnveilMap> UnveilMap::from_json(const nlohmann::json& j) {
         if (value.is_string() && value.get_ref<const std::string&>() == "r") mode = Mode::r;
         if (value.is_string() && value.get_ref<const std::string&>() == "rw") mode = Mode::rw;
         if (mode == Mode::none)
-            return make_error(EINVAL,
-                              "unveil: mode of " + quote(key) + " must be \"r\" or \"rw\", got " +
-                                  (value.is_string() ? quote(value.get_ref<const std::string&>())
-                                                     : std::string(value.type_name())));
+            return make_error(
+                EINVAL,
+                "unveil: mode of " + quote_config_text(key) + " must be \"r\" or \"rw\", got " +
+                    (value.is_string() ? quote_config_text(value.get_ref<const std::string&>())
+                                       : std::string(value.type_name())));
         auto [it, added] = spelled.try_emplace(*path, key);
         if (!added)
-            return make_error(EINVAL, "unveil: " + quote(it->second) + " and " + quote(key) +
-                                          " name the same path");
+            return make_error(EINVAL, "unveil: " + quote_config_text(it->second) + " and " +
+                                          quote_config_text(key) + " name the same path");
         map.paths_[*path] = mode;
     }
     return map;
@@ -390,6 +373,36 @@ std::string UnveilMap::to_text() const {
     std::string s;
     for (const auto& [path, mode] : paths_) s += std::string(mode_name(mode)) + " " + path + "\n";
     return s;
+}
+
+// Config text ends up in an err file and the log: one readable ASCII line.
+std::string quote_config_text(std::string_view s) {
+    constexpr size_t kShown = 96;
+    static const char hex[] = "0123456789abcdef";
+    std::string out = "\"";
+    for (size_t i = 0; i < s.size() && i < kShown; ++i) {
+        unsigned char ch = static_cast<unsigned char>(s[i]);
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+            out += static_cast<char>(ch);
+        } else if (ch < 0x20 || ch >= 0x7f) {
+            out += "\\x";
+            out += hex[ch >> 4];
+            out += hex[ch & 15];
+        } else {
+            out += static_cast<char>(ch);
+        }
+    }
+    if (s.size() > kShown) out += "...";
+    out += '"';
+    return out;
+}
+
+std::string vault_top_folder(const std::string& path) {
+    size_t start = path.find_first_not_of('/');
+    if (start == std::string::npos) return "";
+    size_t end = path.find('/', start);
+    return path.substr(start, end == std::string::npos ? std::string::npos : end - start);
 }
 
 }  // namespace swarmfs

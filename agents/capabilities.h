@@ -154,4 +154,11 @@ class UnveilMap {
     std::map<std::string, Mode> paths_;  // normalized keys, no Mode::none
 };
 
+// Text from a config, for an error message: quoted, escaped, at most 96
+// bytes shown (the capabilities and the guard name bad entries with it).
+std::string quote_config_text(std::string_view s);
+
+// The top-level folder of a vault path ("/kb/a.md": "kb"; "/": "").
+std::string vault_top_folder(const std::string& path);
+
 }  // namespace swarmfs

@@ -6,6 +6,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "agents/capabilities.h"
+
 namespace swarmfs {
 
 // A pattern and what makes searching it cheap. libstdc++'s regex_search
@@ -38,32 +40,10 @@ constexpr size_t kMaxPatternLength = 1024;
 // How much of the text before a match the excerpt shows.
 constexpr size_t kExcerptLead = 40;
 
-// Config text ends up in an err file and the log: one readable ASCII line.
-std::string quote(std::string_view s) {
-    constexpr size_t kShown = 96;
-    static const char hex[] = "0123456789abcdef";
-    std::string out = "\"";
-    for (size_t i = 0; i < s.size() && i < kShown; ++i) {
-        unsigned char ch = static_cast<unsigned char>(s[i]);
-        if (ch == '"' || ch == '\\') {
-            out += '\\';
-            out += static_cast<char>(ch);
-        } else if (ch < 0x20 || ch >= 0x7f) {
-            out += "\\x";
-            out += hex[ch >> 4];
-            out += hex[ch & 15];
-        } else {
-            out += static_cast<char>(ch);
-        }
-    }
-    if (s.size() > kShown) out += "...";
-    out += '"';
-    return out;
-}
-
 // A config value that should have been a string, as the message shows it.
 std::string quote_json(const nlohmann::json& j) {
-    return j.is_string() ? quote(j.get_ref<const std::string&>()) : std::string(j.type_name());
+    return j.is_string() ? quote_config_text(j.get_ref<const std::string&>())
+                         : std::string(j.type_name());
 }
 
 bool alnum(char ch) {
@@ -219,7 +199,7 @@ Result<std::shared_ptr<const CompiledPattern>> compile(std::string_view pattern,
                                                        bool multiline, bool builtin = false) {
     if (pattern.empty()) return make_error(EINVAL, "empty pattern");
     if (!builtin && pattern.size() > kMaxPatternLength)
-        return make_error(EINVAL, "pattern " + quote(pattern) + " is longer than " +
+        return make_error(EINVAL, "pattern " + quote_config_text(pattern) + " is longer than " +
                                       std::to_string(kMaxPatternLength) + " bytes");
     auto flags = std::regex::ECMAScript;
     if (icase) flags |= std::regex::icase;
@@ -237,13 +217,13 @@ Result<std::shared_ptr<const CompiledPattern>> compile(std::string_view pattern,
         any += ')';
         p->any = std::regex(any, flags);
         if (std::regex_search("", p->re))
-            return make_error(EINVAL, "pattern " + quote(pattern) +
+            return make_error(EINVAL, "pattern " + quote_config_text(pattern) +
                                           " matches the empty string, so it matches everything");
         return std::shared_ptr<const CompiledPattern>(std::move(p));
     } catch (const std::regex_error& e) {
-        return make_error(EINVAL, "bad pattern " + quote(pattern) + ": " + e.what());
+        return make_error(EINVAL, "bad pattern " + quote_config_text(pattern) + ": " + e.what());
     } catch (const std::exception& e) {
-        return make_error(EINVAL, "pattern " + quote(pattern) + ": " + e.what());
+        return make_error(EINVAL, "pattern " + quote_config_text(pattern) + ": " + e.what());
     }
 }
 
@@ -553,7 +533,7 @@ Result<Guard> Guard::from_json(const nlohmann::json& j) {
     for (const auto& [key, value] : j.items()) {
         (void)value;
         if (key != "defaults" && key != "rules" && key != "secrets" && key != "secret_env")
-            return make_error(EINVAL, "guard: unknown key " + quote(key) +
+            return make_error(EINVAL, "guard: unknown key " + quote_config_text(key) +
                                           " (known: defaults, rules, secrets, secret_env)");
     }
     Guard g;
@@ -580,14 +560,14 @@ Result<Guard> Guard::from_json(const nlohmann::json& j) {
         if (!known) {
             std::string names;
             for (const auto& b : builtins) names += (names.empty() ? "" : ", ") + b.rule.name;
-            return make_error(EINVAL, "guard: defaults: unknown built-in rule " + quote(name) +
-                                          " (built-ins: " + names + ")");
+            return make_error(EINVAL, "guard: defaults: unknown built-in rule " +
+                                          quote_config_text(name) + " (built-ins: " + names + ")");
         }
         bool ok = value.is_string() &&
                   (value == "off" || action_from(value.get_ref<const std::string&>()));
         if (!ok)
-            return make_error(EINVAL, "guard: defaults: " + quote(name) + ": unknown action " +
-                                          quote_json(value) +
+            return make_error(EINVAL, "guard: defaults: " + quote_config_text(name) +
+                                          ": unknown action " + quote_json(value) +
                                           " (expected flag, drop, stop or off)");
     }
     if (use_builtins) {
@@ -620,13 +600,13 @@ Result<Guard> Guard::from_json(const nlohmann::json& j) {
                 return make_error(EINVAL, where + ": needs a \"name\" (a string)");
             const std::string& name = name_it->get_ref<const std::string&>();
             if (!valid_rule_name(name))
-                return make_error(EINVAL, where + ": bad name " + quote(name) +
+                return make_error(EINVAL, where + ": bad name " + quote_config_text(name) +
                                               ": rule names are 1-64 of A-Z a-z 0-9 _ - .");
-            where += " " + quote(name);
+            where += " " + quote_config_text(name);
             for (const auto& [key, value] : r.items()) {
                 (void)value;
                 if (key != "name" && key != "pattern" && key != "action" && key != "scan")
-                    return make_error(EINVAL, where + ": unknown key " + quote(key) +
+                    return make_error(EINVAL, where + ": unknown key " + quote_config_text(key) +
                                                   " (known: name, pattern, action, scan)");
             }
             bool is_builtin =

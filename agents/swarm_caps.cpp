@@ -13,13 +13,6 @@ namespace swarmfs {
 using json = nlohmann::json;
 
 namespace {
-// The folder a vault path ("/kb/a.md") is in: "kb"; "" for "/".
-std::string top_folder(const std::string& path) {
-    size_t start = path.find_first_not_of('/');
-    if (start == std::string::npos) return "";
-    size_t end = path.find('/', start);
-    return path.substr(start, end == std::string::npos ? std::string::npos : end - start);
-}
 
 Error denied(const std::string& agent, const std::string& cap, const std::string& what) {
     return make_error(
@@ -90,7 +83,7 @@ Mode Swarm::vault_mode(const std::string& agent, const std::string& path) const 
     auto a = agent_ptr(agent);
     if (!a) return Mode::none;
     std::string full = "/vault" + (path == "/" ? std::string() : path);
-    std::string top = top_folder(path);
+    std::string top = vault_top_folder(path);
     std::lock_guard lk(a->mu);
     Mode m = a->unveil.mode_for(full);
     // One owner per folder: whatever the unveil map says, only the owner

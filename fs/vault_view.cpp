@@ -4,14 +4,6 @@
 
 namespace swarmfs::fs {
 
-namespace {
-std::string top_folder(const std::string& path) {
-    size_t start = path.find_first_not_of('/');
-    if (start == std::string::npos) return "";
-    return path.substr(start, path.find('/', start) - start);
-}
-}  // namespace
-
 std::shared_ptr<DirNode> VaultViews::get(const std::string& agent) {
     if (s_.vault_dir().empty()) return nullptr;
     std::lock_guard lk(mu_);
@@ -28,7 +20,7 @@ std::shared_ptr<DirNode> VaultViews::get(const std::string& agent) {
         if (e.code == EACCES) {
             // Say why a path the agent unveiled rw is still read-only.
             std::string path = e.message.substr(0, e.message.find(':'));
-            std::string top = top_folder(path.rfind("vault", 0) == 0 ? path.substr(5) : path);
+            std::string top = vault_top_folder(path.rfind("vault", 0) == 0 ? path.substr(5) : path);
             std::string owner = top.empty() ? "" : s.vault_owner(top);
             if (top.empty())
                 e.message += " (only the swarm's owner writes at the top of the vault)";
