@@ -318,7 +318,7 @@ Result<std::vector<std::string>> sandbox_argv(const SandboxSpec& spec,
             if (is_under(workdir, own))
                 return make_error(EINVAL, "sandbox: the workdir cannot be under " +
                                               std::string(own) + ": " + workdir);
-        for (const char* own : {"/", "/tmp", "/swarm", kJailInSandbox})
+        for (const char* own : {"/", "/tmp", "/swarm", kJailInSandbox, kWorkdirInSandbox})
             if (workdir == own)
                 return make_error(EINVAL, "sandbox: the workdir cannot be " + workdir);
     }
@@ -413,10 +413,21 @@ Result<std::vector<std::string>> sandbox_argv(const SandboxSpec& spec,
         shown.push_back({view, "/swarm"});
     }
     if (!workdir.empty()) {
+        // A workdir under the host's /tmp would sit beneath the private
+        // /tmp, and Landlock rights add up along a path: the /tmp rule
+        // (rwx) would cover the workdir too, and a named pipe a host
+        // process left there would be writable. So such a workdir is bound
+        // outside /tmp and its own path is a symlink to it: Landlock judges
+        // the path a name resolves to, which no longer passes through /tmp.
+        std::string inside = is_under(workdir, "/tmp") ? kWorkdirInSandbox : workdir;
+        if (inside != workdir) b.add({"--ro-bind", workdir, inside});
         parents(workdir);
-        b.add({"--ro-bind", workdir, workdir});
-        shown.push_back({workdir, workdir});
-        ro_rules.push_back(workdir);
+        if (inside != workdir)
+            b.add({"--symlink", inside, workdir});
+        else
+            b.add({"--ro-bind", workdir, workdir});
+        shown.push_back({workdir, inside});
+        ro_rules.push_back(inside);
     }
 
     // The hidden paths, after the binds that would show them: an empty

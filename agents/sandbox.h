@@ -89,6 +89,9 @@ std::string bwrap_path();
 std::string jail_path();
 // Where the jail appears inside the sandbox.
 inline constexpr const char* kJailInSandbox = "/.swarmfs-jail";
+// Where a workdir under the host's /tmp is bound; its own path inside the
+// sandbox is a symlink to this.
+inline constexpr const char* kWorkdirInSandbox = "/.swarmfs-workdir";
 // The running kernel's Landlock ABI version; 0 when it has none.
 int landlock_abi();
 

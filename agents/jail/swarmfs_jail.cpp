@@ -28,6 +28,13 @@
 //   Everything else is denied, and also, on kernels that know them: TCP
 //   bind and connect unless --net (ABI 4), signals to processes outside the
 //   sandbox and abstract unix sockets created outside it (ABI 6).
+//   A seccomp filter adds what Landlock cannot say: no new user namespace
+//   (unshare or clone with CLONE_NEWUSER: EPERM; clone3: ENOSYS, so the C
+//   library falls back to clone), and without --net no socket(AF_UNIX)
+//   (EACCES; socketpair stays): connecting to a pathname socket needs no
+//   right Landlock governs here, so a host socket the sandbox can see (one
+//   left in the workdir) would otherwise be a way out. Any system call
+//   made through another ABI than the native one (x32, i386) is ENOSYS.
 //
 // Like env(1), any failure before the command runs prints one line to
 // stderr ("swarmfs-jail: landlock: /x: No such file or directory") and
@@ -37,11 +44,15 @@
 // Plain C++ and syscalls only: it must start fast and stay small.
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/audit.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/magic.h>
+#include <linux/seccomp.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -49,6 +60,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -306,6 +318,75 @@ void apply_landlock(const Options& o) {
     close(ruleset);
 }
 
+// ---- step 2b: seccomp, for what Landlock cannot say ----
+
+#if defined(__x86_64__)
+constexpr uint32_t kNativeArch = AUDIT_ARCH_X86_64;
+#elif defined(__aarch64__)
+constexpr uint32_t kNativeArch = AUDIT_ARCH_AARCH64;
+#else
+constexpr uint32_t kNativeArch = 0;  // no filter written for this one
+#endif
+
+void apply_seccomp(const Options& o) {
+    if (kNativeArch == 0) fail("seccomp: no filter written for this architecture");
+    // The low 32 bits of the first argument: clone's and unshare's flags,
+    // socket's domain.
+    constexpr uint32_t kArg0 = offsetof(seccomp_data, args[0])
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+                               + 4
+#endif
+        ;
+    constexpr uint32_t kNewUser = 0x10000000;  // CLONE_NEWUSER
+    auto ret = [](uint32_t action) { return sock_filter BPF_STMT(BPF_RET | BPF_K, action); };
+    auto refuse = [&ret](int e) { return ret(SECCOMP_RET_ERRNO | (e & SECCOMP_RET_DATA)); };
+    auto load = [](uint32_t offset) {
+        return sock_filter BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offset);
+    };
+    auto jump = [](uint16_t op, uint32_t k, uint8_t yes, uint8_t no) {
+        return sock_filter BPF_JUMP(BPF_JMP | op | BPF_K, k, yes, no);
+    };
+    std::vector<sock_filter> code = {
+        // Another ABI's numbers mean other calls (and i386 reaches socket
+        // through socketcall(2), whose arguments a filter cannot read).
+        load(offsetof(seccomp_data, arch)),
+        jump(BPF_JEQ, kNativeArch, 1, 0),
+        refuse(ENOSYS),
+        load(offsetof(seccomp_data, nr)),
+#if defined(__x86_64__)
+        jump(BPF_JGE, 0x40000000u /* __X32_SYSCALL_BIT */, 0, 1),
+        refuse(ENOSYS),
+#endif
+        // clone3's flags are in memory a filter cannot read; ENOSYS makes
+        // the C library fall back to clone (as under Docker's profile).
+        jump(BPF_JEQ, SYS_clone3, 0, 1),
+        refuse(ENOSYS),
+        // A new user namespace would make the command root in it, with
+        // every capability there: kernel surface no tool needs.
+        jump(BPF_JEQ, SYS_unshare, 1, 0),
+        jump(BPF_JEQ, SYS_clone, 0, 4),
+        load(kArg0),
+        jump(BPF_JSET, kNewUser, 0, 1),
+        refuse(EPERM),
+        ret(SECCOMP_RET_ALLOW),
+    };
+    if (!o.net) {
+        // Connecting to a pathname socket needs no right Landlock (ABI 7)
+        // governs: a host's socket the sandbox can see (one left in the
+        // workdir) would be a way out. No AF_UNIX socket then; a
+        // socketpair needs none of this and stays.
+        for (sock_filter f : {jump(BPF_JEQ, SYS_socket, 0, 3), load(kArg0),
+                              jump(BPF_JEQ, AF_UNIX, 0, 1), refuse(EACCES)})
+            code.push_back(f);
+    }
+    code.push_back(ret(SECCOMP_RET_ALLOW));
+    sock_fprog prog{static_cast<unsigned short>(code.size()), code.data()};
+    // no_new_privs is set already (apply_landlock): an unprivileged filter
+    // needs it.
+    if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) != 0)
+        fail("seccomp: " + errno_text(errno));
+}
+
 // ---- step 3: the unprivileged uid ----
 
 bool has_effective_cap(int cap) {
@@ -371,7 +452,9 @@ void drop_uid(const Options& o) {
 //     us: every rule's path is opened here, before the uid change could
 //     make one unreachable to us (a rule the new uid cannot use is
 //     harmless). Neither restricts the set*id and capability calls that
-//     follow, and a failure to confine shows before the uid changes.
+//     follow, and a failure to confine shows before the uid changes. The
+//     seccomp filter (which needs no_new_privs) refuses only socket(), so
+//     it can go here too.
 //  3. The uid drop (setgroups, setresgid, setresuid) last before exec:
 //     it takes the capabilities the earlier steps and the drop itself
 //     need (CAP_SETPCAP, CAP_SETGID, CAP_SETUID), and RLIMIT_NPROC is
@@ -385,6 +468,7 @@ int main(int argc, char** argv) {
 
     apply_limits(o);
     apply_landlock(o);
+    apply_seccomp(o);
     if (o.uid >= 0) drop_uid(o);
 
     // The command dies with whoever started us (bwrap's init inside the

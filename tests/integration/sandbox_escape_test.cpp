@@ -680,10 +680,6 @@ TEST_F(SandboxEscape, EscapeBatteryFromInsideTheSandbox) {
     struct Attempt {
         std::string name, cmd;
         std::function<bool(const Probe&)> escaped = nullptr;  // default: it exited 0
-        // An escape found and NOT fixed yet (named in the closing note): it
-        // is counted and printed as escaped, and the test fails once it is
-        // refused, so the mark is removed when the fix lands.
-        bool known_open = false;
     };
     auto leaks = [](std::string what) {
         return [what](const Probe& r) { return r.out.find(what) != std::string::npos; };
@@ -766,24 +762,22 @@ TEST_F(SandboxEscape, EscapeBatteryFromInsideTheSandbox) {
          }},
         {"an abstract unix socket of the host", unix_connect + "@" + abstract,
          [&](const Probe& r) { return host_got(abs.accepted(0.3)) || r.rc == 0; }},
-        // Not fixed: connecting to a pathname socket needs no write access,
-        // so neither the read-only bind nor Landlock (ABI 7) stops it; the
-        // fix is a seccomp rule on socket(AF_UNIX) without net.
+        // Connecting to a pathname socket needs no right Landlock (ABI 7)
+        // governs: the jail's seccomp filter refuses socket(AF_UNIX).
         {"a unix socket (0666) in the workdir", unix_connect + D + "/host.sock",
-         [&](const Probe& r) { return host_got(sock.accepted(0.3)) || r.rc == 0; }, true},
-        // Not fixed: only when the workdir is under /tmp (as here), the
-        // Landlock rule for the private /tmp also covers it.
+         [&](const Probe& r) { return host_got(sock.accepted(0.3)) || r.rc == 0; }},
+        // The workdir is under /tmp here: bound outside the private /tmp,
+        // it does not take that folder's Landlock rule.
         {"a named pipe (0666) in the workdir", "echo x > " + D + "/host.fifo",
          [&](const Probe& r) {
              std::string got = fifo.got();
              return host_got(got.empty() ? std::nullopt : std::optional<std::string>(got)) ||
                     r.rc == 0;
-         },
-         true},
+         }},
     };
 
     int refused = 0;
-    std::vector<std::string> escaped, known;
+    std::vector<std::string> escaped;
     for (const Attempt& a : table) {
         note.clear();
         Probe r = run("probe", a.cmd);
@@ -793,22 +787,14 @@ TEST_F(SandboxEscape, EscapeBatteryFromInsideTheSandbox) {
         std::string first_err = lines(r.err).empty() ? "" : lines(r.err).front();
         printf("  %-52s rc=%-3d %-12s %s  %s%s\n", a.name.c_str(), r.rc, e.c_str(),
                out ? "ESCAPED" : "refused", first_err.c_str(), note.c_str());
-        if (out && a.known_open) {
-            known.push_back(a.name);
-        } else if (out) {
+        if (out)
             escaped.push_back(a.name + " (rc " + std::to_string(r.rc) + ", " + note +
                               ", out: " + r.out + ", err: " + r.err + ")");
-        } else {
+        else
             ++refused;
-            if (a.known_open)
-                ADD_FAILURE() << a.name << " is refused now: drop its known_open mark";
-        }
     }
-    printf(
-        "escape battery (sandbox): %zu attempts, %d refused, %zu escaped "
-        "(%zu of them known and not fixed yet)\n",
-        table.size(), refused, escaped.size() + known.size(), known.size());
-    for (auto& k : known) printf("  NOT FIXED: %s\n", k.c_str());
+    printf("escape battery (sandbox): %zu attempts, %d refused, %zu escaped\n", table.size(),
+           refused, escaped.size());
     for (auto& e : escaped) ADD_FAILURE() << "escaped: " << e;
 
     // On record, and nothing changed.

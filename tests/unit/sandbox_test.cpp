@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -277,8 +278,10 @@ TEST_F(SandboxTest, TheRootHoldsOnlyTheSystemPathsAndTheSandboxsOwn) {
         struct stat st {};
         if (lstat((std::string("/") + sys).c_str(), &st) == 0) want.insert(sys);
     }
-    // The workdir's top folder is there to reach it (in a test, /tmp).
+    // The workdir's top folder is there to reach it (in a test, /tmp), and
+    // a workdir under /tmp is bound at /.swarmfs-workdir.
     want.insert(std::next(fs::path(spec.workdir).begin())->string());
+    if (spec.workdir.rfind("/tmp/", 0) == 0) want.insert(".swarmfs-workdir");
     auto got = lines(f.out);
     EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), want) << f.out;
 }
@@ -330,6 +333,82 @@ TEST_F(SandboxTest, TheWorkdirIsTheCwdAndReadOnly) {
     EXPECT_EQ(f.out, spec.workdir + "\nrefused\nrefused\n");
     EXPECT_FALSE(fs::exists(workdir.file("new-file")));
     EXPECT_FALSE(fs::exists(workdir.file("state/x")));
+}
+
+// Landlock rights add up along a path, so a workdir beneath the private
+// /tmp would take /tmp's rwx rule: a host's named pipe there was writable.
+TEST_F(SandboxTest, AHostPipeInAWorkdirUnderTmpIsNotWritable) {
+    ASSERT_EQ(spec.workdir.rfind("/tmp/", 0), 0u) << "the test needs a workdir under /tmp";
+    std::string fifo = workdir.file("host.fifo");
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0) << strerror(errno);
+    ASSERT_EQ(chmod(fifo.c_str(), 0666), 0);
+    // The host's reader: a writer that gets in does not block.
+    UniqueFd reader(open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    ASSERT_TRUE(reader) << strerror(errno);
+    Finished f = sh("cat README; echo escaped > " + fifo + " || echo refused");
+    ASSERT_TRUE(f.exit.ok) << describe(f);
+    EXPECT_EQ(f.out, "the workdir\nrefused\n");
+    EXPECT_TRUE(contains(f.err, "Permission denied")) << f.err;
+    char buf[16];
+    EXPECT_LE(read(reader.get(), buf, sizeof buf), 0) << "the host read what the sandbox wrote";
+    // Its own path still works, through the symlink, and is still read-only.
+    Finished g = sh("cat " + workdir.file("README") + "; readlink " + spec.workdir + "; touch " +
+                    workdir.file("new") + " || echo refused");
+    EXPECT_EQ(g.out, "the workdir\n/.swarmfs-workdir\nrefused\n") << describe(g);
+    EXPECT_FALSE(fs::exists(workdir.file("new")));
+}
+
+// Connecting to a pathname socket needs no right Landlock (ABI 7) governs,
+// and a host socket can be left in the workdir: without net, no AF_UNIX
+// socket can be made at all; a socketpair still can.
+TEST_F(SandboxTest, AHostUnixSocketIsOutOfReachWithoutNet) {
+    std::string path = workdir.file("host.sock");
+    UniqueFd host(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    ASSERT_LT(path.size(), sizeof a.sun_path);
+    memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    ASSERT_EQ(bind(host.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+    ASSERT_EQ(listen(host.get(), 4), 0);
+    ASSERT_EQ(chmod(path.c_str(), 0666), 0);
+    auto accepted = [&] {
+        int c = accept4(host.get(), nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) close(c);
+        return c >= 0;
+    };
+    const std::string py =
+        "import socket, sys\n"
+        "a, b = socket.socketpair(); a.send(b'p'); print('pair', b.recv(1).decode())\n"
+        "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('connected')\n";
+    Finished off = sandboxed({"python3", "-c", py, path});
+    EXPECT_FALSE(off.exit.ok) << describe(off);
+    EXPECT_EQ(off.out, "pair p\n");
+    EXPECT_TRUE(contains(off.err, "PermissionError")) << off.err;
+    EXPECT_FALSE(accepted()) << "a connection from the sandbox reached the host's socket";
+
+    spec.net = true;  // the agent holds net: it may reach the host's sockets
+    Finished on = sandboxed({"python3", "-c", py, path});
+    EXPECT_TRUE(on.exit.ok) << describe(on);
+    EXPECT_EQ(on.out, "pair p\nconnected\n");
+    EXPECT_TRUE(eventually(accepted, 5));
+}
+
+// As root the server gives no user namespace to bwrap's --disable-userns;
+// the jail's filter refuses new ones itself. Threads and processes, which
+// glibc starts with clone3 first, still start (clone3 is ENOSYS, glibc
+// falls back to clone).
+TEST_F(SandboxTest, NoNewUserNamespaceButThreadsAndProcessesStillStart) {
+    for (bool net : {false, true}) {
+        spec.net = net;
+        Finished f = sh(
+            "unshare -U true || echo refused; unshare -r id -u || echo refused; "
+            "python3 -c 'import threading; t = threading.Thread(target=print, args=(\"thread\",)); "
+            "t.start(); t.join()'; (echo subshell); sort --parallel=2 -S 1M /dev/null && echo "
+            "sorted");
+        ASSERT_TRUE(f.exit.ok) << describe(f);
+        EXPECT_EQ(f.out, "refused\nrefused\nthread\nsubshell\nsorted\n") << "net " << net;
+        EXPECT_TRUE(contains(f.err, "Operation not permitted")) << f.err;
+    }
 }
 
 TEST_F(SandboxTest, TmpIsWritableAndPrivate) {
