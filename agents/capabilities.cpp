@@ -231,6 +231,17 @@ Result<CapabilitySet> CapabilitySet::narrow(const CapabilitySet& pledged) const 
     return pledged;
 }
 
+CapabilitySet CapabilitySet::intersect(const CapabilitySet& other) const {
+    // Wildcards are per kind, so an entry of either that the other allows
+    // is in both, and every capability both allow is such an entry.
+    CapabilitySet both;
+    for (const auto* side : {this, &other})
+        for (const auto& c : side->caps_)
+            if ((side == this ? other : *this).allows(c)) both.caps_.push_back(c);
+    auto canonical = from_json(both.to_json());  // sorted, redundancy dropped
+    return canonical ? *canonical : CapabilitySet();
+}
+
 nlohmann::json CapabilitySet::to_json() const {
     auto j = nlohmann::json::array();
     for (const auto& c : caps_) j.push_back(c.to_string());
@@ -325,6 +336,19 @@ std::vector<std::string> UnveilMap::visible_children(std::string_view dir) const
     std::sort(names.begin(), names.end());
     names.erase(std::unique(names.begin(), names.end()), names.end());
     return names;
+}
+
+UnveilMap UnveilMap::intersect(const UnveilMap& other) const {
+    // Both maps are constant between keys of either, so the lower mode at
+    // each key of both is the lower mode everywhere. A key where it is none
+    // can go: that side covers none of the key's ancestors either.
+    UnveilMap both;
+    for (const auto* side : {this, &other})
+        for (const auto& entry : side->paths_) {
+            Mode m = std::min(mode_for(entry.first), other.mode_for(entry.first));
+            if (m != Mode::none) both.paths_[entry.first] = m;
+        }
+    return both;
 }
 
 Result<UnveilMap> UnveilMap::narrow(const UnveilMap& pledged) const {

@@ -71,6 +71,9 @@ class CapabilitySet {
     // the first entry of `pledged` that is not held; pledging "tool:*" needs
     // "tool:*" held, holding "tool:*" allows pledging "tool:x".
     Result<CapabilitySet> narrow(const CapabilitySet& pledged) const;
+    // What both allow: "tool:*" with "tool:x" is "tool:x". For a revoke
+    // on a pledged agent, which must not give back what it pledged away.
+    CapabilitySet intersect(const CapabilitySet& other) const;
 
     // Sorted by text ("handoff:..." < "net" < ... < "tool:*" < "tool:a"):
     // stable across runs, so diffs of the caps file mean real changes.
@@ -139,6 +142,8 @@ class UnveilMap {
     // a held narrower entry ({"/vault": "rw", "/vault/secret": "r"} cannot
     // pledge {"/vault": "rw"}, which would make /vault/secret writable).
     Result<UnveilMap> narrow(const UnveilMap& pledged) const;
+    // The lower mode of the two at every path.
+    UnveilMap intersect(const UnveilMap& other) const;
 
     nlohmann::json to_json() const;  // keys sorted
     // "MODE PATH\n" per entry, sorted by path; mode first so a path with

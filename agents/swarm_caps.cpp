@@ -25,6 +25,13 @@ void Swarm::apply_grant(Agent& a, const AgentConfig& before) {
     UnveilMap unveil = a.config.granted_unveil();
     // Editing instructions or priority is not a new grant: a pledge stays.
     if (a.pledged && granted == before.granted() && unveil == before.granted_unveil()) return;
+    // A narrower grant (a revoke) narrows the pledge too: what the agent
+    // gave up stays given up. Only a wider grant replaces the pledge.
+    if (a.pledged && before.granted().narrow(granted) && before.granted_unveil().narrow(unveil)) {
+        a.caps = a.caps.intersect(granted);
+        a.unveil = a.unveil.intersect(unveil);
+        return;
+    }
     a.caps = std::move(granted);
     a.unveil = std::move(unveil);
     a.pledged = false;

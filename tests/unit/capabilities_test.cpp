@@ -247,6 +247,15 @@ TEST(Capabilities, NarrowingIsOneWay) {
     EXPECT_EQ(back.error().code, EPERM);
 }
 
+TEST(Capabilities, IntersectKeepsWhatBothAllow) {
+    auto held = caps(R"(["tool:*", "send:a", "send:b", "net"])");
+    auto grant = caps(R"(["tool:x", "tool:y", "send:*", "publish:p"])");
+    EXPECT_EQ(held.intersect(grant).to_json(), json({"send:a", "send:b", "tool:x", "tool:y"}));
+    EXPECT_EQ(grant.intersect(held), held.intersect(grant));
+    EXPECT_TRUE(held.intersect(CapabilitySet{}).empty());
+    EXPECT_EQ(held.intersect(held), held);
+}
+
 TEST(Capabilities, SingleCapabilityParseAndPrint) {
     auto c = Capability::parse("handoff:support");
     ASSERT_TRUE(c.ok());
@@ -527,6 +536,19 @@ TEST(Unveil, NarrowingIsOneWay) {
     auto back = narrowed->narrow(held);
     ASSERT_FALSE(back.ok()) << "a narrowed agent cannot pledge its way back";
     EXPECT_EQ(back.error().code, EPERM);
+}
+
+TEST(Unveil, IntersectTakesTheLowerModeEverywhere) {
+    auto a = unveil(R"({"/vault": "rw", "/vault/secret": "r", "/vault/kb": "rw"})");
+    auto b = unveil(R"({"/vault/kb": "r", "/vault/research": "rw", "/vault/secret/x": "rw"})");
+    auto both = a.intersect(b);
+    EXPECT_EQ(both.to_json(), json::parse(R"({"/vault/kb": "r", "/vault/research": "rw",
+                                              "/vault/secret/x": "r"})"));
+    for (const char* p : {"/vault", "/vault/kb/a", "/vault/research/n", "/vault/secret/x/y",
+                          "/vault/secret/z", "/vault/other"})
+        EXPECT_EQ(both.mode_for(p), std::min(a.mode_for(p), b.mode_for(p))) << p;
+    EXPECT_EQ(b.intersect(a), both);
+    EXPECT_TRUE(a.intersect(UnveilMap{}).empty());
 }
 
 TEST(Unveil, PrintedSortedAndStable) {

@@ -151,6 +151,32 @@ TEST_F(SwarmCaps, TheOwnersGrantReplacesAPledgeButAnInstructionsEditDoesNot) {
     EXPECT_EQ(s->ctl("grant a bogus:thing").error().code, EINVAL);
 }
 
+// A revoke is the owner taking something away: what the agent pledged away
+// before must stay away, and it survives a restart.
+TEST_F(SwarmCaps, ARevokeNarrowsAPledgeAndGivesNothingBack) {
+    {
+        auto s = open_swarm(db, {{"a",
+                                  {{"exec", kCat},
+                                   {"caps", {"send:b", "publish:x", "publish:y", "net"}},
+                                   {"unveil", {{"/vault/kb", "rw"}, {"/vault/docs", "r"}}}}},
+                                 {"b", {{"exec", kCat}}}});
+        ASSERT_TRUE(s->agent_ctl_as("a", "pledge send:b publish:x publish:y").ok());
+        ASSERT_TRUE(s->agent_ctl_as("a", "unveil /vault/kb r").ok());
+        ASSERT_TRUE(s->ctl("revoke a publish:y").ok());
+        EXPECT_EQ(s->caps_text("a").value(),
+                  "publish:x\nsend:b\nunveil r /vault/docs\nunveil r /vault/kb\npledged\n")
+            << "net stays pledged away, /vault/kb stays read-only";
+        EXPECT_EQ(s->publish_as("a", "y", "z").error().code, EPERM);
+    }
+    auto s = open_swarm(db);
+    EXPECT_EQ(s->caps_text("a").value(),
+              "publish:x\nsend:b\nunveil r /vault/docs\nunveil r /vault/kb\npledged\n");
+    // A wider grant is the owner's new word: it replaces the pledge.
+    ASSERT_TRUE(s->ctl("grant a publish:z").ok());
+    EXPECT_EQ(s->caps_text("a").value(),
+              "net\npublish:x\npublish:z\nsend:b\nunveil r /vault/docs\nunveil rw /vault/kb\n");
+}
+
 TEST_F(SwarmCaps, RevokeTakesAToolFromTheToolsList) {
     auto s =
         open_swarm(db, {{"a", {{"exec", kCat}, {"handoffs", {"b"}}}}, {"b", {{"exec", kCat}}}});
