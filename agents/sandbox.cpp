@@ -308,20 +308,46 @@ Result<std::vector<std::string>> sandbox_argv(const SandboxSpec& spec,
         view = *v;
         if (view == "/") return make_error(EINVAL, "sandbox: the view cannot be /");
     }
-    if (!spec.workdir.empty()) {
-        auto w = existing_dir("workdir", spec.workdir);
+    // The trees shown read-only at their own paths: the workdir, then the
+    // extra ones. Under the host's /tmp a tree would sit beneath the private
+    // /tmp, and Landlock rights add up along a path: the /tmp rule (rwx)
+    // would cover it too, and a named pipe a host process left there would
+    // be writable. So such a tree is bound outside /tmp and its own path is
+    // a symlink to it: Landlock judges the path a name resolves to.
+    struct Tree {
+        std::string host, inside;
+    };
+    std::vector<Tree> trees;
+    auto add_tree = [&](const std::string& what, const std::string& path,
+                        const std::string& if_under_tmp) -> Status {
+        auto w = existing_dir(what, path);
         if (!w) return w.error();
-        workdir = *w;
         // Bound at its own path, it must not take the place of the
         // sandbox's own mounts (/proc, /dev, /tmp, /swarm) or of the root.
         for (const char* own : {"/proc", "/dev"})
-            if (is_under(workdir, own))
-                return make_error(EINVAL, "sandbox: the workdir cannot be under " +
-                                              std::string(own) + ": " + workdir);
-        for (const char* own : {"/", "/tmp", "/swarm", kJailInSandbox, kWorkdirInSandbox})
-            if (workdir == own)
-                return make_error(EINVAL, "sandbox: the workdir cannot be " + workdir);
+            if (is_under(*w, own))
+                return make_error(EINVAL,
+                                  "sandbox: the " + what + " cannot be under " + own + ": " + *w);
+        for (const char* own : {"/", "/tmp", "/swarm", kJailInSandbox})
+            if (*w == own) return make_error(EINVAL, "sandbox: the " + what + " cannot be " + *w);
+        for (const auto& t : trees) {
+            if (is_under(*w, t.host)) return {};  // shown already
+            if (is_under(t.host, *w))
+                return make_error(EINVAL, "sandbox: the " + what + " " + *w + " holds " + t.host +
+                                              ", shown already");
+        }
+        trees.push_back({*w, is_under(*w, "/tmp") ? if_under_tmp : *w});
+        return {};
+    };
+    if (!spec.workdir.empty()) {
+        if (auto st = add_tree("workdir", spec.workdir, kWorkdirInSandbox); !st) return st.error();
+        workdir = trees.front().host;
     }
+    for (size_t i = 0; i < spec.read.size(); ++i)
+        if (auto st = add_tree("read path", spec.read[i],
+                               std::string(kReadInSandbox) + "-" + std::to_string(i));
+            !st)
+            return st.error();
 
     Words b;
     // bwrap makes missing parents of a mount point 0700, which the agent's
@@ -412,22 +438,15 @@ Result<std::vector<std::string>> sandbox_argv(const SandboxSpec& spec,
         b.add({"--bind", view, "/swarm"});
         shown.push_back({view, "/swarm"});
     }
-    if (!workdir.empty()) {
-        // A workdir under the host's /tmp would sit beneath the private
-        // /tmp, and Landlock rights add up along a path: the /tmp rule
-        // (rwx) would cover the workdir too, and a named pipe a host
-        // process left there would be writable. So such a workdir is bound
-        // outside /tmp and its own path is a symlink to it: Landlock judges
-        // the path a name resolves to, which no longer passes through /tmp.
-        std::string inside = is_under(workdir, "/tmp") ? kWorkdirInSandbox : workdir;
-        if (inside != workdir) b.add({"--ro-bind", workdir, inside});
-        parents(workdir);
-        if (inside != workdir)
-            b.add({"--symlink", inside, workdir});
+    for (const auto& t : trees) {
+        if (t.inside != t.host) b.add({"--ro-bind", t.host, t.inside});
+        parents(t.host);
+        if (t.inside != t.host)
+            b.add({"--symlink", t.inside, t.host});
         else
-            b.add({"--ro-bind", workdir, workdir});
-        shown.push_back({workdir, inside});
-        ro_rules.push_back(inside);
+            b.add({"--ro-bind", t.host, t.host});
+        shown.push_back({t.host, t.inside});
+        ro_rules.push_back(t.inside);
     }
 
     // The hidden paths, after the binds that would show them: an empty
@@ -441,9 +460,10 @@ Result<std::vector<std::string>> sandbox_argv(const SandboxSpec& spec,
         std::string hidden = real;
         if (!view.empty() && is_under(view, hidden))
             return make_error(EINVAL, "sandbox: hiding " + h + " would hide the view " + view);
-        if (!workdir.empty() && is_under(workdir, hidden))
-            return make_error(EINVAL,
-                              "sandbox: hiding " + h + " would hide the workdir " + workdir);
+        for (const auto& t : trees)
+            if (is_under(t.host, hidden))
+                return make_error(EINVAL, "sandbox: hiding " + h + " would hide " +
+                                              (t.host == workdir ? "the workdir " : "") + t.host);
         struct stat st {};
         if (stat(real, &st) != 0) continue;
         for (const auto& s : shown) {

@@ -4,8 +4,8 @@
 // bubblewrap builds it: a private mount namespace whose only window on the
 // swarm is the agent's view, bound read-write at /swarm; the host's system
 // paths (/usr, /bin, /sbin, /lib, /lib64) read-only, and from /etc only what
-// programs need to start (never shadow); the workdir read-only at its own
-// path and the cwd, with the state folder masked; a private /tmp; new /proc
+// programs need to start (never shadow); the workdir (and any read paths)
+// read-only at its own path and the cwd, with the state folder masked; a private /tmp; new /proc
 // and minimal /dev; new pid, ipc, uts, cgroup and (unless net) network
 // namespaces; a new session; dies with its parent.
 //
@@ -63,6 +63,7 @@ struct SandboxPolicy {
 struct SandboxSpec {
     std::string view;               // host dir bound read-write at /swarm; empty: no /swarm
     std::string workdir;            // bound read-only at the same path and the cwd; empty: cwd /
+    std::vector<std::string> read;  // more host folders shown read-only at their own paths
     std::vector<std::string> hide;  // host paths masked (an empty read-only tmpfs, or
                                     // /dev/null for a file) wherever the sandbox shows them
     bool net = false;               // share the host's network (else a new, empty one)
@@ -90,8 +91,10 @@ std::string jail_path();
 // Where the jail appears inside the sandbox.
 inline constexpr const char* kJailInSandbox = "/.swarmfs-jail";
 // Where a workdir under the host's /tmp is bound; its own path inside the
-// sandbox is a symlink to this.
+// sandbox is a symlink to this. A read path under /tmp: kReadInSandbox-N,
+// N its index in SandboxSpec::read.
 inline constexpr const char* kWorkdirInSandbox = "/.swarmfs-workdir";
+inline constexpr const char* kReadInSandbox = "/.swarmfs-read";
 // The running kernel's Landlock ABI version; 0 when it has none.
 int landlock_abi();
 

@@ -162,11 +162,6 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
     if (auto st = s->replay(); !st) return st.error();
     s->loop_ = std::make_unique<EventLoop>();
     s->pool_ = std::make_unique<WorkerPool>(WorkerPool::default_size(s->opts_.threads));
-    s->tools_ = std::make_unique<ToolRegistry>(*s->loop_, s->opts_.workdir);
-    if (!s->opts_.tools.empty()) {
-        if (auto st = s->tools_->load(s->opts_.tools); !st)
-            return make_error(st.error().code, "tools: " + st.error().message);
-    }
     s->chat_ = std::make_unique<ChatClient>(*s->loop_);
     for (auto& [name, p] : s->opts_.providers.items()) {
         RateLimit lim{p.value("rpm", uint64_t{0}), p.value("tpm", uint64_t{0})};
@@ -189,6 +184,14 @@ Result<std::unique_ptr<Swarm>> Swarm::open(SwarmOptions opts) {
         e.kind = "sandbox_off";
         e.data = {{"message", why}};
         s->log_->post({std::move(e)});
+    }
+    // After the observer: an MCP server's sandbox_off event reaches the log.
+    s->tools_ = std::make_unique<ToolRegistry>(*s->loop_, s->opts_.workdir);
+    s->tools_->set_server_sandbox(
+        [p = s.get()](const ToolServerBox& b) { return p->tool_server_sandbox(b); });
+    if (!s->opts_.tools.empty()) {
+        if (auto st = s->tools_->load(s->opts_.tools); !st)
+            return make_error(st.error().code, "tools: " + st.error().message);
     }
     if (auto st = s->declare_agents(); !st) return st.error();
     // Acknowledged messages that never finished run again.

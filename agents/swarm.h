@@ -316,6 +316,11 @@ class Swarm {
     // calls) run in; nullopt: the sandbox is off for it. agent empty: the
     // swarm's owner (tools/NAME/call), with no view.
     std::optional<SandboxSpec> sandbox_spec(const std::string& agent, const AgentConfig* c) const;
+    // The part every sandbox shares: limits, the workdir, what it hides.
+    SandboxSpec base_sandbox(const SandboxPolicy& p) const;
+    // An MCP server's, shared by its callers: nobody's uid (as root), no
+    // view, the entry's net and read paths.
+    Result<std::function<Status(ExecSpec&)>> tool_server_sandbox(const ToolServerBox& b);
     // Turns spec into the sandboxed command (argv, SWARMFS_MNT).
     // Secrets the server holds (providers' API keys, variables named like
     // secrets) are taken out of the environment, except those `keep` names

@@ -29,10 +29,7 @@ SandboxPolicy Swarm::sandbox_policy(const AgentConfig& c) const {
     return c.sandbox ? *c.sandbox : default_sandbox_;
 }
 
-std::optional<SandboxSpec> Swarm::sandbox_spec(const std::string& agent,
-                                               const AgentConfig* c) const {
-    SandboxPolicy p = c ? sandbox_policy(*c) : default_sandbox_;
-    if (!p.enabled) return std::nullopt;
+SandboxSpec Swarm::base_sandbox(const SandboxPolicy& p) const {
     SandboxSpec s;
     s.limits = p.limits;
     s.workdir = opts_.workdir;
@@ -40,8 +37,15 @@ std::optional<SandboxSpec> Swarm::sandbox_spec(const std::string& agent,
     if (!opts_.state_dir.empty()) s.hide.push_back(opts_.state_dir);
     if (!opts_.vault_dir.empty() && !inside(opts_.vault_dir, opts_.state_dir))
         s.hide.push_back(opts_.vault_dir);
-    if (!opts_.swarm_file.empty() && inside(opts_.swarm_file, opts_.workdir))
-        s.hide.push_back(opts_.swarm_file);
+    if (!opts_.swarm_file.empty()) s.hide.push_back(opts_.swarm_file);
+    return s;
+}
+
+std::optional<SandboxSpec> Swarm::sandbox_spec(const std::string& agent,
+                                               const AgentConfig* c) const {
+    SandboxPolicy p = c ? sandbox_policy(*c) : default_sandbox_;
+    if (!p.enabled) return std::nullopt;
+    SandboxSpec s = base_sandbox(p);
     if (agent.empty()) {
         if (geteuid() == 0) s.uid = s.gid = kNobody;
         return s;
@@ -86,6 +90,34 @@ ToolContext Swarm::tool_context(const std::string& agent, const AgentConfig* c) 
             return sandbox_exec(box, spec, keep);
         };
     return ctx;
+}
+
+Result<std::function<Status(ExecSpec&)>> Swarm::tool_server_sandbox(const ToolServerBox& b) {
+    SandboxPolicy p = b.policy.value_or(default_sandbox_);
+    if (!p.enabled) {
+        std::string why = "sandbox off: MCP server " + b.name +
+                          " runs unconfined, as the server's user, with the host's files and "
+                          "network";
+        spdlog::warn("{}", why);
+        Event e;
+        e.kind = "sandbox_off";
+        e.data = {{"tool", b.name}, {"message", why}};
+        log_->post({std::move(e)});
+        return std::function<Status(ExecSpec&)>();
+    }
+    // A server lives as long as the swarm, and RLIMIT_CPU counts every
+    // call it ever served: unless its entry sets limits, only a week of
+    // CPU time ends it, not the per-command minute.
+    if (!b.policy) p.limits.cpu_seconds = 604800;
+    SandboxSpec box = base_sandbox(p);
+    box.net = b.net;
+    box.read = b.read;
+    if (geteuid() == 0) box.uid = box.gid = kNobody;
+    // Refused now, with the entry's name, rather than at every start.
+    if (auto argv = sandbox_argv(box, {"true"}); !argv) return argv.error();
+    return std::function<Status(ExecSpec&)>(
+        [this, box = std::optional<SandboxSpec>(std::move(box)),
+         keep = b.env_keys](ExecSpec& spec) { return sandbox_exec(box, spec, keep); });
 }
 
 void Swarm::log_sandbox_off(const std::string& agent, const AgentConfig& c) {

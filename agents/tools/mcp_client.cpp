@@ -132,6 +132,13 @@ void McpServer::launch(bool list_tools) {
     if (!resolved.empty() && spec.argv[0].find('/') != std::string::npos) spec.argv[0] = resolved;
     spec.env = env_;
     spec.cwd = c_.workdir;
+    if (c_.wrap) {
+        if (Status st = c_.wrap(spec); !st) {
+            fail_start(
+                make_error(st.error().code, "MCP server " + c_.name + ": " + st.error().message));
+            return;
+        }
+    }
     std::weak_ptr<McpServer> weak = shared_from_this();
     ExecCallbacks cb;
     cb.on_stdout = [weak, gen](std::string_view d) {

@@ -40,6 +40,9 @@ struct McpServerConfig {
     double start_timeout = 60;  // seconds from spawn to the handshake (and listing) done
     int max_restarts = 3;
     double restart_window = 60;
+    // Turns the command into the sandboxed one at every (re)start; null:
+    // run it as it is.
+    std::function<Status(ExecSpec&)> wrap;
 };
 
 struct McpToolInfo {

@@ -31,6 +31,7 @@ struct Entry {
     std::map<std::string, std::string> env;
     double timeout = 30, start_timeout = 60;
     std::optional<std::set<std::string>> only;  // "tools" of an mcp entry
+    ToolServerBox box;                          // "sandbox", "net", "read" of an mcp entry
 };
 
 std::optional<Error> read_argv(const json& v, const std::string& where, Entry& e) {
@@ -102,6 +103,30 @@ const std::map<std::string, KeyReader>& mcp_keys() {
         {"start_timeout", [](const json& v, const std::string& where,
                              Entry& e) { return read_seconds(v, where, e.start_timeout); }},
         {"env", read_env},
+        {"sandbox",
+         [](const json& v, const std::string& where, Entry& e) -> std::optional<Error> {
+             auto p = SandboxPolicy::from_json(v);
+             if (!p) return bad(where, p.error().message);
+             e.box.policy = *p;
+             return std::nullopt;
+         }},
+        {"net",
+         [](const json& v, const std::string& where, Entry& e) -> std::optional<Error> {
+             if (!v.is_boolean()) return bad(where, "must be true or false");
+             e.box.net = v.get<bool>();
+             return std::nullopt;
+         }},
+        {"read",
+         [](const json& v, const std::string& where, Entry& e) -> std::optional<Error> {
+             if (!v.is_array()) return bad(where, "must be an array of absolute paths");
+             for (auto& p : v) {
+                 if (!p.is_string() || p.get<std::string>().empty() ||
+                     p.get<std::string>()[0] != '/')
+                     return bad(where, "must contain only absolute paths, got " + p.dump());
+                 e.box.read.push_back(p.get<std::string>());
+             }
+             return std::nullopt;
+         }},
         {"tools",
          [](const json& v, const std::string& where, Entry& e) -> std::optional<Error> {
              if (!v.is_array()) return bad(where, "must be an array of the server's tool names");
@@ -250,6 +275,16 @@ Status ToolRegistry::load(const nlohmann::json& section) {
         c.workdir = workdir_;
         c.call_timeout = e.timeout;
         c.start_timeout = e.start_timeout;
+        if (server_sandbox_) {
+            ToolServerBox box = e.box;
+            box.name = e.name;
+            for (auto& [k, v] : e.env) box.env_keys.push_back(k);
+            auto wrap = server_sandbox_(box);
+            if (!wrap)
+                return make_error(wrap.error().code,
+                                  "tools." + e.name + ": " + wrap.error().message);
+            c.wrap = std::move(*wrap);
+        }
         longest = std::max(longest, e.start_timeout);
         servers.push_back(McpServer::create(loop_, std::move(c)));
         server_entries.push_back(&e);

@@ -22,21 +22,41 @@
 // Schema whose top level is {"type": "object"}; default: no parameters),
 // timeout (seconds, default 30), env. Of an mcp entry: mcp (required),
 // timeout (per call, default 30), start_timeout (spawn to tool list,
-// default 60), env, tools.
+// default 60), env, tools, and how its sandbox is made (see
+// ToolServerBox): sandbox (false, or limits like an agent's), net (bool),
+// read (absolute paths of host folders the server's program needs).
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "agents/event_loop.h"
+#include "agents/sandbox.h"
 #include "agents/tools/tool.h"
 #include "vault/result.h"
 
 namespace swarmfs {
 
 class McpServer;
+
+// What an mcp entry asks of the sandbox its server runs in. An exec tool
+// runs in its caller's sandbox; a server is shared by every caller, so it
+// gets one of its own, which whoever owns the registry makes.
+struct ToolServerBox {
+    std::string name;
+    std::optional<SandboxPolicy> policy;  // the entry's "sandbox"; none: the swarm's
+    bool net = false;
+    std::vector<std::string> read;
+    std::vector<std::string> env_keys;  // the entry's own env: never scrubbed as secrets
+};
+// The wrap that turns the server's command into the sandboxed one (an empty
+// function: run it as it is), or why it cannot be made.
+using ToolServerSandbox =
+    std::function<Result<std::function<Status(ExecSpec&)>>(const ToolServerBox&)>;
 
 class ToolRegistry {
   public:
@@ -52,6 +72,9 @@ class ToolRegistry {
     // list its tools in time. Blocks until the MCP servers have listed their
     // tools: call it from any thread but the loop's (EDEADLK there).
     Status load(const nlohmann::json& section);
+    // Before load(): how MCP servers are sandboxed. Without it they run as
+    // they are.
+    void set_server_sandbox(ToolServerSandbox make) { server_sandbox_ = std::move(make); }
     std::vector<std::string> names() const;                    // sorted
     std::shared_ptr<Tool> get(const std::string& name) const;  // null if none
 
@@ -64,6 +87,7 @@ class ToolRegistry {
     mutable std::mutex mu_;
     std::map<std::string, std::shared_ptr<Tool>> tools_;
     std::vector<std::shared_ptr<McpServer>> servers_;
+    ToolServerSandbox server_sandbox_;
 };
 
 }  // namespace swarmfs

@@ -10,27 +10,29 @@
 namespace swarmfs::it {
 namespace {
 
-std::string g_entry, g_skip;
+std::string g_entry, g_cache, g_skip;
+
+// Installs the server once per process (cached across runs on disk).
+void install() {
+    if (!g_entry.empty() || !g_skip.empty()) return;
+    std::string cache =
+        (std::filesystem::temp_directory_path() / "swarmfs-test-cache" / "mcp-everything").string();
+    auto r = sh(
+        "sh " +
+            shq(std::string(SWARMFS_SOURCE_DIR) + "/tests/unit/tools/install-mcp-everything.sh") +
+            " " + shq(cache),
+        300);
+    std::string out = r.out;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    if (r.status != 0 || !std::filesystem::exists(out))
+        g_skip = r.err.empty() ? "install-mcp-everything.sh failed" : r.err;
+    else
+        g_entry = out, g_cache = cache;
+}
 
 class Mcp : public MountedSwarm {
   protected:
-    static void SetUpTestSuite() {
-        if (!g_entry.empty() || !g_skip.empty()) return;
-        std::string cache =
-            (std::filesystem::temp_directory_path() / "swarmfs-test-cache" / "mcp-everything")
-                .string();
-        auto r = sh("sh " +
-                        shq(std::string(SWARMFS_SOURCE_DIR) +
-                            "/tests/unit/tools/install-mcp-everything.sh") +
-                        " " + shq(cache),
-                    300);
-        std::string out = r.out;
-        while (!out.empty() && out.back() == '\n') out.pop_back();
-        if (r.status != 0 || !std::filesystem::exists(out))
-            g_skip = r.err.empty() ? "install-mcp-everything.sh failed" : r.err;
-        else
-            g_entry = out;
-    }
+    static void SetUpTestSuite() { install(); }
     void SetUp() override {
         if (!g_skip.empty()) GTEST_SKIP() << "npm registry unreachable: " << g_skip;
         ASSERT_NO_FATAL_FAILURE(fake_.start());
@@ -43,7 +45,7 @@ class Mcp : public MountedSwarm {
     std::string swarm_config() const override {
         return R"({"providers": {"local": {"base_url": ")" + fake_.base_url() + R"("}},
           "tools": {"every": {"mcp": ["node", ")" +
-               g_entry + R"("], "tools": ["echo", "get-sum"]}},
+               g_entry + R"("], "tools": ["echo", "get-sum"], "read": [")" + g_cache + R"("]}},
           "agents": {"helper": {"provider": "local", "model": "m", "tools": ["every__echo", "every__get-sum"]}}})";
     }
     FakeOpenAI fake_;
@@ -79,6 +81,35 @@ TEST_F(Mcp, TheServersToolsAreFilesAndTheModelCallsThem) {
     auto r = sh("exec 3<>" + shq(p("tools/every__echo/call")) +
                 "; echo '{\"message\": \"by hand\"}' >&3; cat <&3");
     EXPECT_EQ(r.out, "Echo: by hand\n") << r.err;
+
+    // The server ran in a sandbox of its own: nobody's uid, another pid
+    // namespace (ps on the host shows it so).
+    std::string pid;
+    for (auto& e : std::filesystem::directory_iterator("/proc")) {
+        std::string cmd = slurp(e.path().string() + "/cmdline");
+        if (cmd.rfind("node", 0) == 0 && cmd.find(g_entry) != std::string::npos)
+            pid = e.path().filename().string();
+    }
+    ASSERT_FALSE(pid.empty()) << "the server's node process is not running";
+    EXPECT_NE(slurp("/proc/" + pid + "/status").find("\nUid:\t65534\t65534"), std::string::npos)
+        << slurp("/proc/" + pid + "/status");
+    EXPECT_NE(std::filesystem::read_symlink("/proc/" + pid + "/ns/pid"),
+              std::filesystem::read_symlink("/proc/self/ns/pid"));
+}
+
+// Without the read path its program is not in its sandbox, and the
+// server fails to start saying so.
+TEST(McpSandbox, AServerWhoseProgramIsNotShownDoesNotStart) {
+    install();
+    if (!g_skip.empty()) GTEST_SKIP() << "npm registry unreachable: " << g_skip;
+    auto r = sh(
+        "d=$(mktemp -d) && trap 'umount -l $d/mnt 2>/dev/null; rm -rf $d' EXIT && mkdir $d/mnt && "
+        "echo '{\"tools\": {\"every\": {\"mcp\": [\"node\", \"" +
+            g_entry + "\"]}}}' > $d/swarm.json && timeout 60 " + shq(SWARMFS_BIN) +
+            " $d/mnt --state $d/state --config $d/swarm.json -f",
+        90);
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("tools.every: MCP server every exited"), std::string::npos) << r.err;
 }
 
 }  // namespace

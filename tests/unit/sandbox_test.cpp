@@ -358,6 +358,43 @@ TEST_F(SandboxTest, AHostPipeInAWorkdirUnderTmpIsNotWritable) {
     EXPECT_FALSE(fs::exists(workdir.file("new")));
 }
 
+// Read paths (what an MCP server's program needs, say) are shown like the
+// workdir: at their own paths, read-only, and under /tmp not beneath the
+// private /tmp's rule.
+TEST_F(SandboxTest, ReadPathsAreShownReadOnlyAtTheirOwnPaths) {
+    Dir lib;
+    write_file(lib.file("module.js"), "the module\n");
+    std::string fifo = lib.file("host.fifo");
+    ASSERT_EQ(mkfifo(fifo.c_str(), 0666), 0) << strerror(errno);
+    ASSERT_EQ(chmod(fifo.c_str(), 0666), 0);
+    UniqueFd reader(open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    ASSERT_TRUE(reader) << strerror(errno);
+    spec.read = {lib.path.string(), workdir.file("state")};  // the second: inside the workdir
+    Finished f = sh("cat " + lib.file("module.js") + "; touch " + lib.file("new") +
+                    " || echo refused; echo x > " + fifo + " || echo refused; ls -A state");
+    ASSERT_TRUE(f.exit.ok) << describe(f);
+    EXPECT_EQ(f.out, "the module\nrefused\nrefused\n") << "state/ stays hidden: " << f.out;
+    EXPECT_FALSE(fs::exists(lib.file("new")));
+    char buf[4];
+    EXPECT_LE(read(reader.get(), buf, sizeof buf), 0) << "the host read what the sandbox wrote";
+
+    // One that holds the workdir, one that is not there, one hidden: refused.
+    for (auto [bad, code] :
+         {std::pair{fs::path(spec.workdir).parent_path().string(), EINVAL},
+          std::pair{lib.file("missing"), ENOENT}, std::pair{std::string("relative"), EINVAL}}) {
+        spec.read = {bad};
+        auto a = sandbox_argv(spec, {"true"});
+        ASSERT_FALSE(a.ok()) << bad;
+        EXPECT_EQ(a.error().code, code) << bad << ": " << a.error().message;
+        EXPECT_TRUE(contains(a.error().message, "read path")) << a.error().message;
+    }
+    spec.read = {lib.path.string()};
+    spec.hide.push_back(lib.path.string());
+    auto hidden = sandbox_argv(spec, {"true"});
+    ASSERT_FALSE(hidden.ok());
+    EXPECT_EQ(hidden.error().code, EINVAL);
+}
+
 // Connecting to a pathname socket needs no right Landlock (ABI 7) governs,
 // and a host socket can be left in the workdir: without net, no AF_UNIX
 // socket can be made at all; a socketpair still can.

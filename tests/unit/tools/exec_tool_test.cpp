@@ -193,6 +193,16 @@ TEST_F(ExecToolTest, SectionErrorsAreReadable) {
     EXPECT_EQ(e.message, "tools.x: command not found: no-such-command-swarmfs (not on PATH)");
     e = load_error({{"x", {{"exec", {"./nope.sh"}}}}});
     EXPECT_EQ(e.code, ENOENT);
+    // An MCP server's sandbox keys; an exec tool runs in its caller's.
+    e = load_error({{"m", {{"mcp", {"cat"}}, {"net", "yes"}}}});
+    EXPECT_EQ(e.message, "tools.m.net: must be true or false");
+    e = load_error({{"m", {{"mcp", {"cat"}}, {"read", {"lib"}}}}});
+    EXPECT_EQ(e.message, "tools.m.read: must contain only absolute paths, got \"lib\"");
+    e = load_error({{"m", {{"mcp", {"cat"}}, {"sandbox", {{"memory", "lots"}}}}}});
+    EXPECT_EQ(e.code, EINVAL);
+    EXPECT_NE(e.message.find("tools.m.sandbox: sandbox.memory"), std::string::npos) << e.message;
+    e = load_error({{"x", {{"exec", {"cat"}}, {"net", true}}}});
+    EXPECT_NE(e.message.find("tools.x: unknown key \"net\""), std::string::npos) << e.message;
 }
 
 TEST_F(ExecToolTest, AFailedLoadKeepsTheToolsLoadedBefore) {
