@@ -694,7 +694,13 @@ TEST(ChatClient, CancelDuringBackoffStopsRetrying) {
 }
 
 TEST(ChatClient, CancelRightAfterStart) {
-    FakeServer srv([](FakeConn& c, const FakeRequest&) { c.send(sse_answer({"x"})); });
+    // The answer waits a little: a server that answers at once can finish
+    // the call before the cancel reaches the loop (seen under ASan), and
+    // then the call rightly ends with its answer.
+    FakeServer srv([](FakeConn& c, const FakeRequest&) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        c.send(sse_answer({"x"}));
+    });
     EventLoop loop;
     ChatClient client(loop);
     Pending p(client, fast(srv.base_url()));
