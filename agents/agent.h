@@ -18,6 +18,7 @@
 #include "agents/exec_process.h"
 #include "agents/guard.h"
 #include "agents/restart_intensity.h"
+#include "agents/token_bucket.h"
 #include "vault/event_log.h"
 
 namespace swarmfs {
@@ -77,6 +78,10 @@ struct Agent {
     std::string last_error;
     std::deque<std::string> err;  // newest last, bounded
     double err_mtime = 0;
+    // Refusals are logged at most at this rate: an agent probing in a loop
+    // must not fill the durable log. The next one logged counts the rest.
+    TokenBucket refusal_budget{50, 10, TokenBucket::Clock::now()};
+    uint64_t refusals_unlogged = 0;
 
     // The next message a turn may start on: the oldest waiting one whose
     // conversation has nothing older queued or running here, so each

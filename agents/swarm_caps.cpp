@@ -104,16 +104,29 @@ Mode Swarm::vault_mode(const std::string& agent, const std::string& path) const 
 Error Swarm::refuse(const std::string& agent, const std::string& capability, Error e,
                     const json& extra) {
     double ts = now_seconds();
+    uint64_t unlogged = 0;
     if (auto a = agent_ptr(agent)) {
         std::lock_guard lk(a->mu);
-        add_err_line(*a, e.message, ts);
         a->last_error = e.message;
+        // The caller gets its errno whatever happens here; only the record
+        // is rate-limited.
+        if (!a->refusal_budget.try_take(1, TokenBucket::Clock::now())) {
+            ++a->refusals_unlogged;
+            return e;
+        }
+        unlogged = std::exchange(a->refusals_unlogged, 0);
+        add_err_line(*a,
+                     unlogged ? e.message + " (and " + std::to_string(unlogged) +
+                                    " more refusals before it, not recorded)"
+                              : e.message,
+                     ts);
     }
     Event ev;
     ev.kind = "refused";
     ev.ts = ts;
     ev.data = {
         {"agent", agent}, {"capability", capability}, {"message", e.message}, {"errno", e.code}};
+    if (unlogged) ev.data["unlogged"] = unlogged;
     if (extra.is_object()) ev.data.update(extra);
     log_->post({std::move(ev)});
     return e;

@@ -119,6 +119,33 @@ TEST_F(SwarmCaps, PledgeNarrowsRefusesWideningAndSurvivesARestart) {
     EXPECT_EQ(s->publish_as("a", "x", "y").error().code, EPERM);
 }
 
+// An agent refused in a loop gets its errno every time, but the durable log
+// records refusals at a bounded rate, and the next record counts the rest.
+TEST_F(SwarmCaps, RefusalsInALoopAreAllRefusedButNotAllRecorded) {
+    auto s =
+        open_swarm(db, {{"a", {{"exec", kCat}}}, {"b", {{"exec", kCat}}}, {"c", {{"exec", kCat}}}});
+    const size_t n = 2000;
+    for (size_t i = 0; i < n; ++i) ASSERT_EQ(s->send_as("a", "b", "x\n").error().code, EPERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few tokens come back
+    ASSERT_EQ(s->send_as("a", "c", "last\n").error().code, EPERM);
+    std::vector<json> refused;
+    ASSERT_TRUE(eventually([&] {
+        refused.clear();
+        std::istringstream in(log_text(*s));
+        for (std::string line; std::getline(in, line);)
+            if (contains(line, R"("kind":"refused")")) refused.push_back(json::parse(line));
+        return !refused.empty() && refused.back().value("capability", "") == "send:c";
+    })) << log_text(*s);
+    uint64_t unlogged = 0;
+    for (auto& r : refused) unlogged += r.value("unlogged", uint64_t{0});
+    EXPECT_LT(refused.size(), 200u) << "the log took every one of " << n << " refusals";
+    EXPECT_GE(refused.size(), 50u) << "a burst of refusals is recorded";
+    EXPECT_GT(refused.back().value("unlogged", uint64_t{0}), 0u);
+    EXPECT_EQ(refused.size() + unlogged, n + 1) << "the count adds up";
+    EXPECT_TRUE(contains(*s->agent_err("a"), "more refusals before it, not recorded"));
+    EXPECT_EQ(s->agent_output("b")->snapshot(), "");
+}
+
 TEST_F(SwarmCaps, TheAgentsOwnCtlOnlyPledges) {
     auto s = open_swarm(db, {{"a", {{"exec", kCat}}}});
     for (const char* cmd : {"start", "stop", "priority interactive", "budget 0"}) {
