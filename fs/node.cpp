@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <sys/stat.h>
 
+#include <charconv>
+
 namespace swarmfs::fs {
 
 unsigned Handle::poll(uint64_t) { return POLLIN | POLLOUT; }
@@ -48,5 +50,14 @@ Status DirNode::link(const std::string&, Node&) {
 
 bool wants_write(int flags) { return (flags & O_ACCMODE) != O_RDONLY; }
 bool wants_read(int flags) { return (flags & O_ACCMODE) != O_WRONLY; }
+
+std::optional<int64_t> parse_conv_id(const std::string& name) {
+    int64_t id = 0;
+    auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
+    if (ec != std::errc() || p != name.data() + name.size() || id <= 0 ||
+        std::to_string(id) != name)
+        return std::nullopt;
+    return id;
+}
 
 }  // namespace swarmfs::fs

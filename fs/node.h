@@ -158,5 +158,8 @@ class DirNode : public Node {
 
 bool wants_write(int flags);
 bool wants_read(int flags);
+// A conversation folder's name: a positive id in its one canonical
+// spelling ("7", never "07" or "+7"), so one conversation has one path.
+std::optional<int64_t> parse_conv_id(const std::string& name);
 
 }  // namespace swarmfs::fs

@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <charconv>
 
 #include "fs/control_file.h"
 #include "fs/document_file.h"
@@ -266,15 +265,6 @@ class ConvDir : public DirNode {
 
 // ------------------------------------------------------------ conv/
 
-std::optional<int64_t> parse_id(const std::string& name) {
-    int64_t id = 0;
-    auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
-    if (ec != std::errc() || p != name.data() + name.size() || id <= 0 ||
-        std::to_string(id) != name)
-        return std::nullopt;
-    return id;
-}
-
 class ConvsDir : public DirNode {
   public:
     explicit ConvsDir(Swarm& s) : s_(s) {}
@@ -295,7 +285,7 @@ class ConvsDir : public DirNode {
                 [&s] { return s.started(); },
                 []() -> Result<std::string> { return std::string(); });
         }
-        auto id = parse_id(name);
+        auto id = parse_conv_id(name);
         if (!id || !s_.has_conversation(*id)) return nullptr;
         return std::make_shared<ConvDir>(s_, *id);
     }

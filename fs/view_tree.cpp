@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <charconv>
 
 #include "fs/control_file.h"
 #include "fs/document_file.h"
@@ -205,15 +204,6 @@ std::shared_ptr<Node> conv_folder(Swarm& s, const std::string& self, int64_t id)
     return std::make_shared<FixedDir>(std::move(e), changed);
 }
 
-std::optional<int64_t> parse_id(const std::string& name) {
-    int64_t id = 0;
-    auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
-    if (ec != std::errc() || p != name.data() + name.size() || id <= 0 ||
-        std::to_string(id) != name)
-        return std::nullopt;
-    return id;
-}
-
 class ViewConvsDir : public DirNode {
   public:
     ViewConvsDir(Swarm& s, std::string self) : s_(s), self_(std::move(self)) {}
@@ -223,7 +213,7 @@ class ViewConvsDir : public DirNode {
         return names;
     }
     std::shared_ptr<Node> lookup(const std::string& name) override {
-        auto id = parse_id(name);
+        auto id = parse_conv_id(name);
         if (!id || !serves(s_, self_, *id)) return nullptr;
         return conv_folder(s_, self_, *id);
     }
