@@ -84,10 +84,22 @@ TEST_F(Mcp, TheServersToolsAreFilesAndTheModelCallsThem) {
 
     // The server ran in a sandbox of its own: nobody's uid, another pid
     // namespace (ps on the host shows it so).
+    // Ours: other tests run the same server, unsandboxed, at the same time.
+    auto descends_from_server = [this](std::string pid) {
+        for (int depth = 0; depth < 8 && !pid.empty() && pid != "0" && pid != "1"; ++depth) {
+            if (pid == std::to_string(server_pid())) return true;
+            std::string st = slurp("/proc/" + pid + "/status");
+            auto at = st.find("\nPPid:\t");
+            if (at == std::string::npos) return false;
+            pid = st.substr(at + 7, st.find('\n', at + 7) - (at + 7));
+        }
+        return false;
+    };
     std::string pid;
     for (auto& e : std::filesystem::directory_iterator("/proc")) {
         std::string cmd = slurp(e.path().string() + "/cmdline");
-        if (cmd.rfind("node", 0) == 0 && cmd.find(g_entry) != std::string::npos)
+        if (cmd.rfind("node", 0) == 0 && cmd.find(g_entry) != std::string::npos &&
+            descends_from_server(e.path().filename().string()))
             pid = e.path().filename().string();
     }
     ASSERT_FALSE(pid.empty()) << "the server's node process is not running";

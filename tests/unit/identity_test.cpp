@@ -96,7 +96,7 @@ TEST(InodeTableViews, InodesBelongToTheViewTheyLieIn) {
 // A FUSE session serving `root` on `mnt` from threads of this process.
 class InProcessMount {
   public:
-    InProcessMount(FuseAdapter& adapter, const std::string& mnt) {
+    InProcessMount(FuseAdapter& adapter, const std::string& mnt) : mnt_(mnt) {
         std::vector<std::string> args = {"identity_test", "-o",
                                          "allow_other,fsname=swarmfs-test,subtype=swarmfs"};
         std::vector<char*> argv;
@@ -120,15 +120,20 @@ class InProcessMount {
     ~InProcessMount() {
         if (!se_) return;
         // Unmounting ends the connection (nothing uses it any more: every
-        // child has been reaped), which ends the loop's blocked reads.
+        // child has been reaped), which ends the loop's blocked reads with
+        // ENODEV. The kernel's unmount first, then the loop's end, then
+        // libfuse's unmount: that one closes /dev/fuse, which must not
+        // happen while a loop thread still reads it.
         fuse_session_exit(se_);
-        fuse_session_unmount(se_);
+        umount2(mnt_.c_str(), MNT_DETACH);
         loop_.join();
+        fuse_session_unmount(se_);
         fuse_session_destroy(se_);
     }
     bool ok() const { return se_ != nullptr; }
 
   private:
+    std::string mnt_;
     fuse_session* se_ = nullptr;
     std::thread loop_;
 };

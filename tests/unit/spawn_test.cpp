@@ -69,8 +69,16 @@ int zombie_children() {
     if (!d) return -1;
     while (dirent* e = readdir(d)) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-        std::ifstream f(std::string("/proc/") + e->d_name + "/stat");
-        std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        // read(2), not a stream: a process that exits between the open and
+        // the read fails it with ESRCH, which libstdc++'s filebuf throws.
+        std::string stat;
+        int fd = open((std::string("/proc/") + e->d_name + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) continue;
+        char buf[1024];
+        ssize_t n_read = read(fd, buf, sizeof buf);
+        close(fd);
+        if (n_read <= 0) continue;
+        stat.assign(buf, static_cast<size_t>(n_read));
         size_t close = stat.rfind(')');  // the command name may hold anything
         if (close == std::string::npos) continue;
         std::istringstream rest(stat.substr(close + 1));
