@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 #include <stdio.h>  // RENAME_EXCHANGE
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -581,6 +582,9 @@ void guard(fuse_req_t r, F&& f) noexcept {
 void op_lookup(fuse_req_t r, fuse_ino_t p, const char* n) {
     guard(r, [&] { self(r)->lookup(r, p, n); });
 }
+void op_statfs(fuse_req_t r, fuse_ino_t) {
+    guard(r, [&] { self(r)->statfs(r); });
+}
 void op_getattr(fuse_req_t r, fuse_ino_t i, fuse_file_info*) {
     guard(r, [&] { self(r)->getattr(r, i); });
 }
@@ -646,6 +650,17 @@ void op_forget(fuse_req_t r, fuse_ino_t, uint64_t) { fuse_reply_none(r); }
 void op_forget_multi(fuse_req_t r, size_t, fuse_forget_data*) { fuse_reply_none(r); }
 }  // namespace
 
+void FuseAdapter::statfs(fuse_req_t req) {
+    struct statvfs st {};
+    // Any agent may ask: sizes of the disk say nothing a view hides.
+    if (statfs_path_.empty() || statvfs(statfs_path_.c_str(), &st) != 0) {
+        st = {};
+        st.f_bsize = st.f_frsize = 4096;
+    }
+    st.f_namemax = 255;
+    fuse_reply_statfs(req, &st);
+}
+
 const fuse_lowlevel_ops& FuseAdapter::ops() {
     static const fuse_lowlevel_ops ops = [] {
         fuse_lowlevel_ops o{};
@@ -673,6 +688,7 @@ const fuse_lowlevel_ops& FuseAdapter::ops() {
         o.readlink = op_readlink;
         o.symlink = op_symlink;
         o.link = op_link;
+        o.statfs = op_statfs;
         return o;
     }();
     return ops;

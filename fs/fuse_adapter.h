@@ -42,6 +42,10 @@ class FuseAdapter {
     // swarm's log); without it they go to the server's log only.
     using Refused = std::function<void(const std::string& agent, const std::string& what)>;
     void set_refused(Refused refused) { refused_ = std::move(refused); }
+    // What statfs(2) (df) reports: the disk the swarm's state lives on.
+    // Without it: zero blocks, 255-byte names.
+    void set_statfs_path(std::string path) { statfs_path_ = std::move(path); }
+    void statfs(fuse_req_t req);
 
     // Answers every parked read with EINTR; call once the session loop ends.
     void abort_parked();
@@ -100,6 +104,7 @@ class FuseAdapter {
     InodeTable inodes_;
     Identify identify_;
     Refused refused_;
+    std::string statfs_path_;
     void refuse(const std::string& agent, const std::string& what);
     uid_t uid_;
     gid_t gid_;

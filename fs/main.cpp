@@ -156,6 +156,7 @@ int main(int argc, char** argv) {
     // confined to views/NAME, whatever path they use.
     swarmfs::fs::FuseAdapter adapter(tree.root(),
                                      [&s = **swarm](uid_t uid) { return s.agent_for_uid(uid); });
+    adapter.set_statfs_path(state);
     adapter.set_refused([&s = **swarm](const std::string& agent, const std::string& what) {
         s.refuse(agent, "view", swarmfs::make_error(EACCES, "refused " + what));
     });

@@ -3,6 +3,7 @@
 // disk, both ways.
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "tests/support/mount_fixture.h"
@@ -38,6 +39,21 @@ TEST_F(Vault, IsAFolderAtTheRoot) {
     auto empty = list_dir(p("vault"));
     ASSERT_TRUE(empty);
     EXPECT_TRUE(empty->empty());
+}
+
+// df on the mount says how much room the swarm's disk has.
+TEST_F(Vault, DfReportsTheStateFoldersDisk) {
+    struct statvfs m {
+    }, d{};
+    ASSERT_EQ(statvfs(mnt().c_str(), &m), 0) << strerror(errno);
+    ASSERT_EQ(statvfs(state().c_str(), &d), 0) << strerror(errno);
+    EXPECT_EQ(m.f_frsize, d.f_frsize);
+    EXPECT_EQ(m.f_blocks, d.f_blocks);
+    EXPECT_GT(m.f_blocks, 0u);
+    EXPECT_EQ(m.f_namemax, 255u);
+    auto r = sh("df -P " + shq(mnt()) + " | tail -1");
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.out.find("swarmfs"), std::string::npos) << r.out;
 }
 
 TEST_F(Vault, EchoCatAndAppend) {
