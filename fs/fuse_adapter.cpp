@@ -352,14 +352,24 @@ void FuseAdapter::read(fuse_req_t req, size_t size, off_t off, fuse_file_info* f
     uint64_t id = next_park_++;
     {
         std::lock_guard lk(parked_mu_);
-        parked_[id] = of;
+        parked_[id] = ParkEntry{of};
     }
+    // Before the request is published: once wake() can see it, another
+    // thread may answer it, and libfuse frees an answered request. (May call
+    // interrupt_cb at once if the reader was already interrupted.)
+    fuse_req_interrupt_func(req, interrupt_cb, reinterpret_cast<void*>(id));
     {
-        std::lock_guard lk(of->mu);
+        std::unique_lock lk(parked_mu_);
+        auto it = parked_.find(id);
+        if (it->second.interrupted) {
+            parked_.erase(it);
+            lk.unlock();
+            return (void)fuse_reply_err(req, EINTR);
+        }
+        it->second.published = true;
+        std::lock_guard fl(of->mu);
         of->parked.push_back(Parked{id, req, size, off});
     }
-    // May call interrupt_cb at once if the reader was already interrupted.
-    fuse_req_interrupt_func(req, interrupt_cb, reinterpret_cast<void*>(id));
     // Data may have arrived between the read above and parking.
     wake(of);
 }
@@ -398,7 +408,11 @@ void FuseAdapter::interrupted(uint64_t id) {
         std::lock_guard lk(parked_mu_);
         auto it = parked_.find(id);
         if (it == parked_.end()) return;  // already answered
-        of = it->second.lock();
+        if (!it->second.published) {
+            it->second.interrupted = true;  // read() answers it
+            return;
+        }
+        of = it->second.file.lock();
         parked_.erase(it);
     }
     if (!of) return;

@@ -111,7 +111,15 @@ class FuseAdapter {
     double mounted_;
 
     std::mutex parked_mu_;  // the registry; never held while an OpenFile's lock is taken first
-    std::unordered_map<uint64_t, std::weak_ptr<OpenFile>> parked_;
+    struct ParkEntry {
+        std::weak_ptr<OpenFile> file;
+        // The request is in file's parked list only once its interrupt
+        // function is registered: until then nobody else may answer (and
+        // free) it. An interrupt that comes first is noted here.
+        bool published = false;
+        bool interrupted = false;
+    };
+    std::unordered_map<uint64_t, ParkEntry> parked_;
     std::atomic<uint64_t> next_park_{1};
 
     std::mutex dirs_mu_;
