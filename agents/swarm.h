@@ -321,6 +321,7 @@ class Swarm {
     // An MCP server's, shared by its callers: nobody's uid (as root), no
     // view, the entry's net and read paths.
     Result<std::function<Status(ExecSpec&)>> tool_server_sandbox(const ToolServerBox& b);
+    uid_t tool_servers_ = 0;  // how many have a uid (uid_base + 1000000 + n)
     // Turns spec into the sandboxed command (argv, SWARMFS_MNT).
     // Secrets the server holds (providers' API keys, variables named like
     // secrets) are taken out of the environment, except those `keep` names

@@ -107,12 +107,21 @@ Result<std::function<Status(ExecSpec&)>> Swarm::tool_server_sandbox(const ToolSe
     }
     // A server lives as long as the swarm, and RLIMIT_CPU counts every
     // call it ever served: unless its entry sets limits, only a week of
-    // CPU time ends it, not the per-command minute.
-    if (!b.policy) p.limits.cpu_seconds = 604800;
+    // CPU time ends it, not the per-command minute. And RLIMIT_AS counts
+    // address space reserved, not used: node (the usual MCP runtime)
+    // reserves about 1 GiB before it does anything, and its garbage
+    // collector aborts the process when it cannot reserve more.
+    if (!b.policy) {
+        p.limits.cpu_seconds = 604800;
+        p.limits.memory_bytes = std::max<int64_t>(p.limits.memory_bytes, int64_t{4} << 30);
+    }
     SandboxSpec box = base_sandbox(p);
     box.net = b.net;
     box.read = b.read;
-    if (geteuid() == 0) box.uid = box.gid = kNobody;
+    // A uid of its own, past the agents' range (so no agent's): RLIMIT_NPROC
+    // counts every thread of a uid on the host, and one a runtime like node
+    // shares with other servers (or the host's own nobody) runs out.
+    if (geteuid() == 0) box.uid = box.gid = opts_.uid_base + 1000000 + tool_servers_++;
     // Refused now, with the entry's name, rather than at every start.
     if (auto argv = sandbox_argv(box, {"true"}); !argv) return argv.error();
     return std::function<Status(ExecSpec&)>(

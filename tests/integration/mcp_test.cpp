@@ -82,8 +82,9 @@ TEST_F(Mcp, TheServersToolsAreFilesAndTheModelCallsThem) {
                 "; echo '{\"message\": \"by hand\"}' >&3; cat <&3");
     EXPECT_EQ(r.out, "Echo: by hand\n") << r.err;
 
-    // The server ran in a sandbox of its own: nobody's uid, another pid
-    // namespace (ps on the host shows it so).
+    // The server ran in a sandbox of its own: a uid of its own past the
+    // agents' range (uid_base + 1000000), another pid namespace (ps on the
+    // host shows it so).
     // Ours: other tests run the same server, unsandboxed, at the same time.
     auto descends_from_server = [this](std::string pid) {
         for (int depth = 0; depth < 8 && !pid.empty() && pid != "0" && pid != "1"; ++depth) {
@@ -103,7 +104,7 @@ TEST_F(Mcp, TheServersToolsAreFilesAndTheModelCallsThem) {
             pid = e.path().filename().string();
     }
     ASSERT_FALSE(pid.empty()) << "the server's node process is not running";
-    EXPECT_NE(slurp("/proc/" + pid + "/status").find("\nUid:\t65534\t65534"), std::string::npos)
+    EXPECT_NE(slurp("/proc/" + pid + "/status").find("\nUid:\t1900000\t1900000"), std::string::npos)
         << slurp("/proc/" + pid + "/status");
     EXPECT_NE(std::filesystem::read_symlink("/proc/" + pid + "/ns/pid"),
               std::filesystem::read_symlink("/proc/self/ns/pid"));
