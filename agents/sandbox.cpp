@@ -476,6 +476,24 @@ Result<std::vector<std::string>> sandbox_argv(const SandboxSpec& spec,
         }
     }
 
+    // The swarm's mount, where a tree shows it (./mnt in the workdir, say):
+    // the agent's one window on the swarm is its view at /swarm. A server
+    // that is not root cannot tell its agents' processes from its owner by
+    // uid, so through the mount itself they would have the owner's rights.
+    if (!spec.mount.empty()) {
+        if (spec.mount[0] != '/')
+            return make_error(
+                EINVAL, "sandbox: the mount must be an absolute path, got '" + spec.mount + "'");
+        for (const auto& s : shown) {
+            if (s.dest == "/swarm" || !is_under(spec.mount, s.src)) continue;
+            if (spec.mount == s.src)
+                return make_error(EINVAL, "sandbox: the mount " + spec.mount + " is the " +
+                                              (s.src == workdir ? "workdir" : "folder " + s.src));
+            std::string dest = s.dest + spec.mount.substr(s.src.size());
+            b.add({"--size", "4096", "--tmpfs", dest, "--remount-ro", dest});
+        }
+    }
+
     // The root bwrap made (where /etc's files and the mount points live)
     // read-only too; then the cwd.
     b.add({"--remount-ro", "/", "--chdir", workdir.empty() ? "/" : workdir});

@@ -66,6 +66,9 @@ struct SandboxSpec {
     std::vector<std::string> read;  // more host folders shown read-only at their own paths
     std::vector<std::string> hide;  // host paths masked (an empty read-only tmpfs, or
                                     // /dev/null for a file) wherever the sandbox shows them
+    std::string mount;              // the file server's mountpoint, canonical: masked like
+                                    // a hidden folder but never looked at on the host (that
+                                    // would be a request to the server making the sandbox)
     bool net = false;               // share the host's network (else a new, empty one)
     uid_t uid = 0;                  // run as this uid/gid; 0: keep (a non-root server: then
     gid_t gid = 0;                  // bwrap runs in a new user namespace, as that user)

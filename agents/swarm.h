@@ -41,6 +41,9 @@ struct SwarmOptions {
     std::string views_dir;
     // The swarm file: every agent's config is in it, so sandboxes hide it.
     std::string swarm_file;
+    // Where the swarm is served (canonical): sandboxes hide it wherever they
+    // would show it, so /swarm (the view) is an agent's only way in.
+    std::string mountpoint;
     // The swarm file's "sandbox": the policy of agents that set none.
     nlohmann::json sandbox = nullptr;
     // The swarm file's "guard" (agents/guard.h); null: the built-in rules.

@@ -38,6 +38,7 @@ SandboxSpec Swarm::base_sandbox(const SandboxPolicy& p) const {
     if (!opts_.vault_dir.empty() && !inside(opts_.vault_dir, opts_.state_dir))
         s.hide.push_back(opts_.vault_dir);
     if (!opts_.swarm_file.empty()) s.hide.push_back(opts_.swarm_file);
+    s.mount = opts_.mountpoint;
     return s;
 }
 

@@ -137,6 +137,13 @@ int main(int argc, char** argv) {
     // Exec agents reach the swarm through the mount (e.g. to hand off).
     sopts.exec_env["SWARMFS_MNT"] = mnt;
     sopts.views_dir = mnt + "/views";
+    {
+        // Canonical, as the sandbox sees the workdir: it hides the mount
+        // where the workdir would show it. Taken before the mount exists.
+        std::error_code ec;
+        auto real = std::filesystem::weakly_canonical(mnt, ec);
+        sopts.mountpoint = ec ? mnt : real.string();
+    }
 
     // Fork before any thread exists: the kernel's writer and loop threads
     // start when the swarm opens.

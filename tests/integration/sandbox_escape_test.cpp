@@ -385,19 +385,23 @@ TEST_F(SandboxEscape, HostSecretsAndTheStateFolderAreNotReadable) {
 }
 
 // 2. The mount by its host path, and the other agents' files, are out of reach.
+// The mount is in the workdir (as ./mnt in the README): the sandbox shows an
+// empty read-only folder there. (Were it reached another way, the agent's
+// uid would still confine it to its view: views_test checks that by uid.)
 TEST_F(SandboxEscape, TheHostMountAndOtherAgentsFilesAreRefused) {
     const std::string M = mnt();
+    ASSERT_EQ(M.rfind(dir() + "/", 0), 0u) << "the test needs the mount inside the workdir";
     struct Want {
         std::string cmd, errno_name;
     };
     for (const Want& w : std::vector<Want>{
              {"cat /swarm/../agents/other/config", "ENOENT"},
-             {"ls " + M + "/agents", "EACCES"},
+             {"ls " + M + "/agents", "ENOENT"},
              {"cat /swarm/agents/other/output", "ENOENT"},
-             {"cat " + M + "/agents/other/config", "EACCES"},
+             {"cat " + M + "/agents/other/config", "ENOENT"},
              {"echo intruder > /swarm/agents/other/inbox", "ENOENT"},
-             {"echo intruder > " + M + "/agents/other/inbox", "EACCES"},
-             {"echo 'kill other' > " + M + "/ctl", "EACCES"},
+             {"echo intruder > " + M + "/agents/other/inbox", "ENOENT"},
+             {"echo 'kill other' > " + M + "/ctl", "EROFS"},
          }) {
         auto r = run("probe", w.cmd);
         EXPECT_NE(r.rc, 0) << w.cmd << " -> " << r.out;
@@ -409,10 +413,8 @@ TEST_F(SandboxEscape, TheHostMountAndOtherAgentsFilesAreRefused) {
     EXPECT_EQ(own.rc, 0) << own.err;
     EXPECT_EQ(own.out, "probe\nstate running\n");
 
-    // On record: refused events for the uid's requests and for the send.
-    EXPECT_TRUE(logged_refusal({R"("agent":"probe")", "outside views/probe"}));
+    // On record: the refused send.
     EXPECT_TRUE(logged_refusal({R"("agent":"probe")", R"("capability":"send:other")"}));
-    EXPECT_NE(err("probe").find("Permission denied"), std::string::npos) << err("probe");
     // Nothing reached the other agent; it still answers.
     EXPECT_EQ(field("other", "turns"), "0");
     swarm_still_works("after reaching for the mount");
@@ -738,6 +740,14 @@ TEST_F(SandboxEscape, EscapeBatteryFromInsideTheSandbox) {
         // The mount by its host path, and the other agents.
         {"reach the mount through /swarm/..", "cat /swarm/../agents/other/config"},
         {"list the host mount's agents", "ls " + M + "/agents"},
+        // The workdir holds the mount (as ./mnt in the README): the sandbox
+        // shows an empty folder there, not the file server.
+        {"see the file server at its host path", "stat -f -c %T " + M,
+         [&](const Probe& r) {
+             note = "file system: " + r.out;
+             while (!note.empty() && note.back() == '\n') note.pop_back();
+             return r.out.find("fuse") != std::string::npos;
+         }},
         {"read another agent's output", "cat /swarm/agents/other/output"},
         {"read another agent's config by host path", "cat " + M + "/agents/other/config"},
         {"write another agent's inbox in its view", "echo hi > /swarm/agents/other/inbox"},
@@ -798,7 +808,6 @@ TEST_F(SandboxEscape, EscapeBatteryFromInsideTheSandbox) {
     for (auto& e : escaped) ADD_FAILURE() << "escaped: " << e;
 
     // On record, and nothing changed.
-    EXPECT_TRUE(logged_refusal({R"("agent":"probe")", "outside views/probe"}));
     EXPECT_TRUE(logged_refusal({R"("agent":"probe")", R"("capability":"send:other")"}));
     EXPECT_TRUE(logged_refusal({R"("agent":"probe")", "pledge"}));
     EXPECT_FALSE(std::filesystem::exists(D + "/planted"));

@@ -395,6 +395,26 @@ TEST_F(SandboxTest, ReadPathsAreShownReadOnlyAtTheirOwnPaths) {
     EXPECT_EQ(hidden.error().code, EINVAL);
 }
 
+// The file server's mount inside the workdir (./mnt) is an empty folder in
+// the sandbox: the view at /swarm is the only way in. (A plain folder
+// stands for the mount here; it is never looked at on the host.)
+TEST_F(SandboxTest, TheServersMountIsMaskedWhereTheWorkdirWouldShowIt) {
+    fs::create_directory(workdir.path / "mnt");
+    write_file(workdir.file("mnt/secret"), "the whole swarm\n");
+    spec.mount = workdir.file("mnt");
+    Finished f = sh("ls -A mnt; cat mnt/secret; cat /swarm/hello.txt");
+    EXPECT_TRUE(f.exit.ok) << describe(f);
+    EXPECT_EQ(f.out, "hello from the swarm\n");
+    EXPECT_TRUE(contains(f.err, "mnt/secret: No such file or directory")) << f.err;
+    spec.mount = spec.workdir;
+    auto a = sandbox_argv(spec, {"true"});
+    ASSERT_FALSE(a.ok());
+    EXPECT_EQ(a.error().code, EINVAL);
+    EXPECT_TRUE(contains(a.error().message, "is the workdir")) << a.error().message;
+    spec.mount = "relative";
+    EXPECT_EQ(sandbox_argv(spec, {"true"}).error().code, EINVAL);
+}
+
 // Connecting to a pathname socket needs no right Landlock (ABI 7) governs,
 // and a host socket can be left in the workdir: without net, no AF_UNIX
 // socket can be made at all; a socketpair still can.
