@@ -1,7 +1,7 @@
 #pragma once
 // Starting a child process with its stdin, stdout and stderr on pipes: the
-// part that ExecProcess (one turn) and PersistentProcess (an MCP server)
-// share. What each does with the pipes afterwards stays with them.
+// part before ExecProcess (a turn, a tool call, an MCP server) takes the
+// pipes onto the event loop; also used directly where a caller waits.
 //
 // The child gets its own process group (so a kill reaches its grandchildren
 // too), dies with the server (PR_SET_PDEATHSIG: a killed server must not

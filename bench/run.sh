@@ -22,25 +22,15 @@ builddir=${BENCH_BUILD_DIR:-build}
 pt_cache=${BENCH_PT_CACHE:-never}
 examples=/usr/share/doc/libfuse3-dev/examples
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-
-SUDO=()
-[[ $(id -u) -eq 0 ]] || SUDO=(sudo -n)
-
-# ---- build -----------------------------------------------------------------
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-  log "building swarmfs and swarmfs_bench in ${builddir#"$root"/}/"
-  bash mount-scripts/build.sh RelWithDebInfo "$builddir" >/tmp/swarmfs-bench-build.$$.log 2>&1 || {
-    tail -n 30 /tmp/swarmfs-bench-build.$$.log >&2
-    log "build failed (log: /tmp/swarmfs-bench-build.$$.log)"
-    exit 1
-  }
-  rm -f /tmp/swarmfs-bench-build.$$.log
-fi
+bench_name=bench
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+[[ $(id -u) -eq 0 ]] || bench_sudo=(sudo -n)
+bench_start
+bench_build swarmfs swarmfs_bench
 swarmfs=$builddir/swarmfs
 bench=$builddir/bench/swarmfs_bench
-[[ -x $swarmfs ]] || { log "$swarmfs missing"; exit 1; }
-[[ -x $bench ]] || { log "$bench missing"; exit 1; }
+need_executables "$swarmfs" "$bench"
 
 passthrough=$builddir/bench/passthrough_ll
 if [[ ! -x $passthrough || $examples/passthrough_ll.c -nt $passthrough ]]; then
@@ -51,57 +41,26 @@ if [[ ! -x $passthrough || $examples/passthrough_ll.c -nt $passthrough ]]; then
     $(pkg-config --cflags --libs fuse3)
 fi
 
-# ---- mounts (undone by the trap whatever happens) ---------------------------
-work=$(mktemp -d /tmp/swarmfs-bench.XXXXXX)
+# ---- mounts (undone at exit whatever happens) --------------------------------
 tmpfs=$work/tmpfs pt=$work/passthrough swarm=$work/swarm state=$work/state
 mkdir -p "$tmpfs" "$pt" "$swarm" "$state"
-tmpfs_mounted=0
-shm_dir=
 
-is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
-unmount_fuse() {
-  is_mounted "$1" || return 0
-  fusermount3 -u "$1" 2>/dev/null || fusermount3 -u -z "$1" 2>/dev/null ||
-    "${SUDO[@]}" umount -l "$1" 2>/dev/null || log "could not unmount $1"
-}
-cleanup() {
-  local rc=$?
-  set +e
-  unmount_fuse "$swarm"
-  unmount_fuse "$pt"
-  if ((tmpfs_mounted)); then
-    "${SUDO[@]}" umount "$tmpfs" 2>/dev/null || "${SUDO[@]}" umount -l "$tmpfs"
-  fi
-  [[ -n $shm_dir ]] && rm -rf "$shm_dir"
-  # Remove only when nothing is mounted below $work any more.
-  if ! grep -qs " $work/" /proc/mounts; then
-    rm -rf "$work"
-  else
-    log "left $work in place: something is still mounted there"
-  fi
-  exit $rc
-}
-bench_pid=
-trap cleanup EXIT
-# The bench runs in the background and the script waits for it: bash runs a
-# trap only between commands, and wait is interrupted by a signal, so Ctrl-C
-# or kill ends the run (and unmounts) at once instead of after the bench.
-trap '[[ -n $bench_pid ]] && kill "$bench_pid" 2>/dev/null; exit 130' INT TERM
-
-if "${SUDO[@]}" mount -t tmpfs -o size=16m,mode=0755 swarmfs-bench "$tmpfs" 2>/dev/null; then
-  tmpfs_mounted=1
-  [[ $(id -u) -eq 0 ]] || "${SUDO[@]}" chown "$(id -u):$(id -g)" "$tmpfs"
+if "${bench_sudo[@]}" mount -t tmpfs -o size=16m,mode=0755 swarmfs-bench "$tmpfs" 2>/dev/null; then
+  bench_mounts+=("$tmpfs")
+  [[ $(id -u) -eq 0 ]] || "${bench_sudo[@]}" chown "$(id -u):$(id -g)" "$tmpfs"
 else
   log "cannot mount a tmpfs (not root?); using a folder under /dev/shm"
   rmdir "$tmpfs"
-  shm_dir=$(mktemp -d /dev/shm/swarmfs-bench.XXXXXX)
-  tmpfs=$shm_dir
+  tmpfs=$(mktemp -d /dev/shm/swarmfs-bench.XXXXXX)
+  bench_rm+=("$tmpfs")
 fi
 
 log "mounting passthrough_ll (cache=$pt_cache) over the tmpfs"
+bench_mounts+=("$pt")
 "$passthrough" -o "source=$tmpfs,cache=$pt_cache" "$pt"
 
 log "mounting swarmfs (fresh state)"
+bench_mounts+=("$swarm")
 (cd "$work" && "$swarmfs" "$swarm" --state "$state")
 # The agents, made through the file protocol itself: 'cat' answers every
 # message with the message; 'sink' is stopped, so its inbox only queues.
@@ -118,7 +77,5 @@ echo "swarmfs benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(u
 echo "swarmfs: $swarmfs, state (SQLite log) on $(df --output=fstype "$state" | tail -n 1 | tr -d ' ')"
 echo
 # shellcheck disable=SC2086
-timeout 240 "$bench" --swarm "$swarm" --agent cat --sink sink \
-  --passthrough "$pt" --raw "$tmpfs" ${BENCH_ARGS:-} &
-bench_pid=$!
-wait "$bench_pid"
+run_bg timeout 240 "$bench" --swarm "$swarm" --agent cat --sink sink \
+  --passthrough "$pt" --raw "$tmpfs" ${BENCH_ARGS:-}

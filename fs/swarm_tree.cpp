@@ -6,12 +6,9 @@
 #include <algorithm>
 
 #include "fs/control_file.h"
-#include "fs/document_file.h"
-#include "fs/query_file.h"
-#include "fs/queue_file.h"
+#include "fs/protocol_files.h"
 #include "fs/snapshot_file.h"
 #include "fs/stream_file.h"
-#include "fs/topic_file.h"
 #include "fs/view_tree.h"
 #include "vault/event_log.h"
 
@@ -19,81 +16,15 @@ namespace swarmfs::fs {
 
 namespace {
 
-// Names with one fixed file kind each, built on demand.
-using Factory = std::function<std::shared_ptr<Node>()>;
-using FixedEntries = std::vector<std::pair<std::string, Factory>>;
-
-std::shared_ptr<Node> find_fixed(const FixedEntries& entries, const std::string& name) {
-    for (auto& [n, make] : entries)
-        if (n == name) return make();
-    return nullptr;
-}
-
-bool is_fixed(const FixedEntries& entries, const std::string& name) {
-    return std::any_of(entries.begin(), entries.end(), [&](auto& e) { return e.first == name; });
-}
-
 // ------------------------------------------------------------ agents/NAME/
 
 class AgentDir : public DirNode {
   public:
     AgentDir(SwarmTree& tree, std::string name)
-        : s_(tree.swarm()), name_(std::move(name)), scratch_(tree.scratch(name_)) {
-        auto& s = s_;
-        auto n = name_;
-        TimeFn changed = [&s, n] {
-            auto t = s.agent_changed(n);
-            return t ? *t : 0.0;
-        };
-        entries_ = {
-            {"ctl",
-             [&s, n, changed] {
-                 return std::make_shared<ControlFile>(
-                     [&s, n] { return s.agent_ctl_text(n); },
-                     [&s, n](std::string_view c) { return s.agent_ctl(n, c); }, changed);
-             }},
-            {"inbox",
-             [&s, n] {
-                 return std::make_shared<QueueFile>(
-                     [&s, n](std::string m) { return s.send(n, std::move(m)); },
-                     [&s, n] { return s.can_send(n); },
-                     [&s, n]() -> Status {
-                         if (!s.has_agent(n)) return make_error(ENOENT, "no agent " + n);
-                         return {};
-                     });
-             }},
-            {"output",
-             [&s, n] {
-                 return std::make_shared<StreamFile>([&s, n] { return s.agent_output(n); }, true);
-             }},
-            {"status",
-             [&s, n] {
-                 return std::make_shared<SnapshotFile>([&s, n] { return s.agent_status(n); },
-                                                       [] { return now_seconds(); });
-             }},
-            {"config",
-             [&s, n, changed] {
-                 return std::make_shared<DocumentFile>(
-                     [&s, n] { return s.config_text(n); },
-                     [&s, n](std::string_view t) { return s.set_config_text(n, t); }, changed,
-                     [&s, n](std::string_view t) { return s.check_config_draft(n, t); });
-             }},
-            {"instructions",
-             [&s, n, changed] {
-                 return std::make_shared<DocumentFile>(
-                     [&s, n] { return s.instructions(n); },
-                     [&s, n](std::string_view t) { return s.set_instructions(n, t); }, changed);
-             }},
-            {"err",
-             [&s, n, changed] {
-                 return std::make_shared<SnapshotFile>([&s, n] { return s.agent_err(n); }, changed);
-             }},
-            {"caps",
-             [&s, n, changed] {
-                 return std::make_shared<SnapshotFile>([&s, n] { return s.caps_text(n); }, changed);
-             }},
-        };
-    }
+        : s_(tree.swarm()),
+          name_(std::move(name)),
+          scratch_(tree.scratch(name_)),
+          entries_(agent_files(s_, name_, std::nullopt)) {}
 
     Result<Attr> attr() const override {
         auto t = s_.agent_changed(name_);
@@ -102,28 +33,27 @@ class AgentDir : public DirNode {
     }
 
     std::vector<std::string> list() const override {
-        std::vector<std::string> names;
-        for (auto& [n, f] : entries_) names.push_back(n);
+        auto names = entries_.names();
         for (auto& n : scratch_->names()) names.push_back(n);
         return names;
     }
 
     std::shared_ptr<Node> lookup(const std::string& name) override {
         if (!s_.has_agent(name_)) return nullptr;
-        if (auto node = find_fixed(entries_, name)) return node;
+        if (auto node = entries_.find(name)) return node;
         if (auto d = scratch_->get(name)) return std::make_shared<ScratchFile>(d);
         return nullptr;
     }
 
     Result<std::shared_ptr<FileNode>> create(const std::string& name, mode_t mode) override {
         if (!s_.has_agent(name_)) return make_error(ENOENT, "no agent " + name_);
-        if (is_fixed(entries_, name)) return make_error(EEXIST, name + " exists");
+        if (entries_.has(name)) return make_error(EEXIST, name + " exists");
         return std::shared_ptr<FileNode>(
             std::make_shared<ScratchFile>(scratch_->create(name, mode)));
     }
 
     Status unlink(const std::string& name) override {
-        if (is_fixed(entries_, name))
+        if (entries_.has(name))
             return make_error(EPERM, name + " is part of the agent and cannot be removed");
         if (!scratch_->remove(name)) return make_error(ENOENT, "no file " + name);
         return {};
@@ -135,7 +65,7 @@ class AgentDir : public DirNode {
         if (!s_.has_agent(name_)) return make_error(ENOENT, "no agent " + name_);
         if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE))
             return make_error(EINVAL, "unsupported rename flags");
-        bool from_fixed = is_fixed(entries_, from), to_fixed = is_fixed(entries_, to);
+        bool from_fixed = entries_.has(from), to_fixed = entries_.has(to);
         auto src = lookup(from);
         if (!src) return make_error(ENOENT, "no file " + from);
         if ((flags & RENAME_NOREPLACE) && lookup(to)) return make_error(EEXIST, to + " exists");
@@ -197,64 +127,16 @@ class AgentsDir : public DirNode {
 
 class ConvDir : public DirNode {
   public:
-    ConvDir(Swarm& s, int64_t id) : s_(s), id_(id) {
-        TimeFn changed = [&s, id] {
-            auto t = s.conv_changed(id);
-            return t ? *t : 0.0;
-        };
-        entries_ = {
-            {"ctl",
-             [&s, id, changed] {
-                 return std::make_shared<ControlFile>(
-                     [&s, id] { return s.conv_ctl_text(id); },
-                     [&s, id](std::string_view c) { return s.conv_ctl(id, c); }, changed);
-             }},
-            {"in",
-             [&s, id] {
-                 return std::make_shared<QueueFile>(
-                     [&s, id](std::string m) { return s.conv_send(id, std::move(m)); },
-                     [&s, id] { return s.conv_can_send(id); },
-                     [&s, id]() -> Status {
-                         if (!s.has_conversation(id)) return make_error(ENOENT, "no conversation");
-                         return {};
-                     });
-             }},
-            {"out",
-             [&s, id] {
-                 return std::make_shared<StreamFile>([&s, id] { return s.conv_out(id); }, true);
-             }},
-            {"agent",
-             [&s, id, changed] {
-                 return std::make_shared<SnapshotFile>([&s, id] { return s.conv_agent(id); },
-                                                       changed);
-             }},
-            {"vars",
-             [&s, id, changed] {
-                 return std::make_shared<DocumentFile>(
-                     [&s, id] { return s.conv_vars(id); },
-                     [&s, id](std::string_view t) { return s.set_conv_vars(id, t); }, changed,
-                     [&s, id](std::string_view t) { return s.check_vars_draft(id, t); });
-             }},
-            {"context",
-             [&s, id, changed] {
-                 return std::make_shared<SnapshotFile>([&s, id] { return s.conv_context(id); },
-                                                       changed);
-             }},
-        };
-    }
+    ConvDir(Swarm& s, int64_t id) : s_(s), id_(id), entries_(conv_files(s, id, std::nullopt)) {}
     Result<Attr> attr() const override {
         auto t = s_.conv_changed(id_);
         if (!t) return t.error();
         return Attr{S_IFDIR | 0755, 0, *t};
     }
-    std::vector<std::string> list() const override {
-        std::vector<std::string> names;
-        for (auto& [n, f] : entries_) names.push_back(n);
-        return names;
-    }
+    std::vector<std::string> list() const override { return entries_.names(); }
     std::shared_ptr<Node> lookup(const std::string& name) override {
         if (!s_.has_conversation(id_)) return nullptr;
-        return find_fixed(entries_, name);
+        return entries_.find(name);
     }
 
   private:
@@ -297,42 +179,13 @@ class ConvsDir : public DirNode {
 
 // ------------------------------------------------------------ tools/
 
-class ToolDir : public DirNode {
-  public:
-    ToolDir(Swarm& s, std::string name) : s_(s), name_(std::move(name)) {}
-    std::vector<std::string> list() const override { return {"spec", "call"}; }
-    std::shared_ptr<Node> lookup(const std::string& file) override {
-        auto& s = s_;
-        auto n = name_;
-        auto exists = [&s, n]() -> Status {
-            if (!s.tool_spec(n)) return make_error(ENOENT, "no tool " + n);
-            return {};
-        };
-        if (file == "spec")
-            return std::make_shared<SnapshotFile>([&s, n] { return s.tool_spec(n); },
-                                                  [&s] { return s.started(); });
-        if (file == "call")
-            return std::make_shared<QueryFile>(
-                [&s, n](std::string req, std::function<void(Result<std::string>)> done) {
-                    s.call_tool(n, std::move(req), std::move(done));
-                },
-                exists);
-        return nullptr;
-    }
-    double mtime() const override { return s_.started(); }
-
-  private:
-    Swarm& s_;
-    std::string name_;
-};
-
 class ToolsDir : public DirNode {
   public:
     explicit ToolsDir(Swarm& s) : s_(s) {}
     std::vector<std::string> list() const override { return s_.tool_names(); }
     std::shared_ptr<Node> lookup(const std::string& name) override {
         if (!s_.tool_spec(name)) return nullptr;
-        return std::make_shared<ToolDir>(s_, name);
+        return tool_dir(s_, name, std::nullopt);
     }
     double mtime() const override { return s_.started(); }
 
@@ -348,12 +201,12 @@ class EventsDir : public DirNode {
     std::vector<std::string> list() const override { return s_.topic_names(); }
     std::shared_ptr<Node> lookup(const std::string& name) override {
         if (!s_.has_topic(name)) return nullptr;
-        return topic(name);
+        return topic_file(s_, name, std::nullopt);
     }
     // `echo x > events/NEW` makes the topic, then publishes to it.
     Result<std::shared_ptr<FileNode>> create(const std::string& name, mode_t) override {
         if (auto st = s_.create_topic(name); !st) return st.error();
-        return std::shared_ptr<FileNode>(topic(name));
+        return std::shared_ptr<FileNode>(topic_file(s_, name, std::nullopt));
     }
     Status unlink(const std::string& name) override {
         if (!s_.has_topic(name)) return make_error(ENOENT, "no topic " + name);
@@ -362,19 +215,6 @@ class EventsDir : public DirNode {
     double mtime() const override { return s_.started(); }
 
   private:
-    std::shared_ptr<TopicFile> topic(const std::string& name) {
-        auto& s = s_;
-        auto publish = std::make_shared<QueueFile>(
-            [&s, name](std::string m) { return s.publish(name, std::move(m)); },
-            [&s, name] { return s.check_topic(name); },
-            [&s, name]() -> Status {
-                if (!s.has_topic(name)) return make_error(ENOENT, "no topic " + name);
-                return {};
-            });
-        auto follow =
-            std::make_shared<StreamFile>([&s, name] { return s.topic_stream(name); }, true);
-        return std::make_shared<TopicFile>(std::move(publish), std::move(follow));
-    }
     Swarm& s_;
 };
 
@@ -384,7 +224,7 @@ class RootDir : public DirNode {
   public:
     explicit RootDir(SwarmTree& tree) : tree_(tree) {
         Swarm& s = tree.swarm();
-        entries_ = {
+        entries_ = FixedEntries({
             {"ctl",
              [&s] {
                  return std::make_shared<ControlFile>(
@@ -412,18 +252,12 @@ class RootDir : public DirNode {
                      [&s]() -> Result<std::string> { return s.metrics_text(); },
                      [] { return now_seconds(); });
              }},
-        };
+        });
         // A swarm without a vault folder (unit tests) has no vault entry.
-        if (!s.vault_dir().empty()) entries_.push_back({"vault", [&tree] { return tree.vault(); }});
+        if (!s.vault_dir().empty()) entries_.add({"vault", [&tree] { return tree.vault(); }});
     }
-    std::vector<std::string> list() const override {
-        std::vector<std::string> names;
-        for (auto& [n, f] : entries_) names.push_back(n);
-        return names;
-    }
-    std::shared_ptr<Node> lookup(const std::string& name) override {
-        return find_fixed(entries_, name);
-    }
+    std::vector<std::string> list() const override { return entries_.names(); }
+    std::shared_ptr<Node> lookup(const std::string& name) override { return entries_.find(name); }
     double mtime() const override { return tree_.swarm().started(); }
 
   private:

@@ -150,7 +150,7 @@ void McpServer::launch(bool list_tools) {
     cb.on_exit = [weak, gen](const ExitInfo& e) {
         if (auto s = weak.lock()) s->on_exit(gen, e);
     };
-    auto p = PersistentProcess::start(loop_, std::move(spec), std::move(cb));
+    auto p = ExecProcess::start(loop_, std::move(spec), std::move(cb), ExecMode::conversation);
     if (!p) {
         fail_start(make_error(p.error().code, "MCP server " + c_.name + ": " + p.error().message));
         return;

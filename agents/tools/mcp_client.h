@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "agents/event_loop.h"
-#include "agents/tools/persistent_process.h"
+#include "agents/exec_process.h"
 #include "agents/tools/tool.h"
 #include "vault/result.h"
 
@@ -109,7 +109,7 @@ class McpServer : public std::enable_shared_from_this<McpServer> {
     std::vector<std::string> env_;
     State state_ = State::idle;
     uint64_t generation_ = 0;
-    std::shared_ptr<PersistentProcess> proc_;
+    std::shared_ptr<ExecProcess> proc_;
     std::atomic<pid_t> pid_{-1};
     std::string rx_, err_partial_;
     std::deque<std::string> err_tail_;

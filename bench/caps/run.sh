@@ -45,68 +45,16 @@ file_seconds=${CAPS_BENCH_SECONDS:-1}
 start_seconds=${CAPS_BENCH_START_SECONDS:-2}
 nfiles=${CAPS_BENCH_FILES:-1000}
 
-log() { printf 'caps-bench: %s\n' "$*" >&2; }
-
-# ---- cleanup (set up before anything is started) ----------------------------
-work=$(mktemp -d /tmp/swarmfs-caps-bench.XXXXXX)
+bench_name=caps-bench
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+bench_start
 # The agent's uid must reach the mounts below.
 chmod 755 "$work"
-pids=() mnts=() child_pid=''
-
-is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
-cleanup() {
-  local rc=$? pid mnt
-  set +e
-  if [[ -n $child_pid ]]; then
-    kill "$child_pid" 2>/dev/null
-    wait "$child_pid" 2>/dev/null
-  fi
-  for mnt in "${mnts[@]}"; do
-    is_mounted "$mnt" || continue
-    umount -l "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null ||
-      log "could not unmount $mnt"
-  done
-  for pid in "${pids[@]}"; do
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
-  if grep -qs " $work/" /proc/mounts; then
-    log "left $work in place: something is still mounted there"
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-# Long steps run in the background and the script waits for them: bash runs
-# a trap only between commands, and wait is interrupted by a signal, so
-# Ctrl-C ends the run (and unmounts) at once.
-trap 'exit 130' INT TERM
-run_bg() {
-  "$@" &
-  child_pid=$!
-  local rc=0
-  wait "$child_pid" || rc=$?
-  child_pid=''
-  return "$rc"
-}
-
-# ---- build ------------------------------------------------------------------
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-  log "building swarmfs, swarmfs-jail and caps_bench in ${builddir#"$root"/}/"
-  build() {
-    cmake -S . -B "$builddir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
-      cmake --build "$builddir" -j"${JOBS:-2}" --target swarmfs swarmfs-jail caps_bench
-  }
-  run_bg build >"$work/build.log" 2>&1 || { tail -n 30 "$work/build.log" >&2; log "build failed"; exit 1; }
-fi
+bench_build swarmfs swarmfs-jail caps_bench
 swarmfs=$builddir/swarmfs
 bench=$builddir/bench/caps_bench
-for f in "$swarmfs" "$bench" "$builddir/swarmfs-jail"; do
-  [[ -x $f ]] || { log "$f missing"; exit 1; }
-done
+need_executables "$swarmfs" "$bench" "$builddir/swarmfs-jail"
 
 # ---- the vault and the two swarms ----------------------------------------------
 conf=$work/conf
@@ -135,22 +83,7 @@ write_swarm "$conf/box.json" ''
 write_swarm "$conf/plain.json" ' "sandbox": false,'
 
 # mount NAME CONFIG: mounts $work/mnt-NAME with state $work/state-NAME.
-mount_swarm() {
-  local mnt=$work/mnt-$1 state=$work/state-$1 pid
-  mkdir -p "$mnt"
-  mnts+=("$mnt")
-  "$swarmfs" "$mnt" --state "$state" --config "$2" -f >"$work/$1.log" 2>&1 &
-  pid=$!
-  pids+=("$pid")
-  for _ in $(seq 100); do
-    is_mounted "$mnt" && return 0
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  log "swarmfs ($1) did not mount:"
-  cat "$work/$1.log" >&2
-  return 1
-}
+mount_swarm() { mount_swarmfs "$work/mnt-$1" "$work/state-$1" "$2" "$work/$1.log"; }
 mount_swarm box "$conf/box.json" || exit 1
 box=$work/mnt-box
 plain=''
@@ -176,8 +109,7 @@ else
 fi
 
 # ---- measure ----------------------------------------------------------------------
-echo "swarmfs capability-check and sandbox benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r), $(bwrap --version 2>/dev/null || echo 'no bwrap')"
-echo "swarmfs $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?') built RelWithDebInfo in ${builddir#"$root"/}/; load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header "swarmfs capability-check and sandbox benchmark" "$(bwrap --version 2>/dev/null || echo 'no bwrap')"
 echo "vault: $nfiles files of 4 KiB and one of 1 MiB in STATE/vault/kb on $(df --output=fstype "$kb" | tail -n 1 | tr -d ' '); agent reader${uid:+ (uid $uid)} unveils /vault/kb r"
 echo "tools run: sandbox default: tools/ $(call "$box/tools/where/call"); views/reader/tools/ $(call "$box/views/reader/tools/where/call")"
 if [[ -n $plain ]]; then

@@ -61,70 +61,19 @@ builddir=${BENCH_BUILD_DIR:-build-bench}
 samples=${MODEL_BENCH_SAMPLES:-200}
 warmup=${MODEL_BENCH_WARMUP:-20}
 
-log() { printf 'model-bench: %s\n' "$*" >&2; }
-
-# ---- cleanup (set up before anything is started) ----------------------------
-work=$(mktemp -d /tmp/swarmfs-model-bench.XXXXXX)
+bench_name=model-bench
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+bench_start
 mnt=$work/mnt
-state='' fake_pid='' fake_fd='' swarm_pid='' child_pid=''
-
-is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
-cleanup() {
-  local rc=$?
-  set +e
-  [[ -n $child_pid ]] && kill "$child_pid" 2>/dev/null && wait "$child_pid" 2>/dev/null
-  if is_mounted "$mnt"; then
-    fusermount3 -u "$mnt" 2>/dev/null || fusermount3 -u -z "$mnt" 2>/dev/null ||
-      log "could not unmount $mnt"
-  fi
-  if [[ -n $swarm_pid ]]; then
-    # Unmounting ends it; give it a moment, then ask again by signal.
-    for _ in $(seq 50); do kill -0 "$swarm_pid" 2>/dev/null || break; sleep 0.1; done
-    kill "$swarm_pid" 2>/dev/null && wait "$swarm_pid" 2>/dev/null
-  fi
-  # Closing its stdin ends fake_openai (--exit-on-stdin-eof); SIGTERM if not.
-  [[ -n $fake_fd ]] && exec {fake_fd}>&-
-  if [[ -n $fake_pid ]]; then
-    for _ in $(seq 20); do kill -0 "$fake_pid" 2>/dev/null || break; sleep 0.1; done
-    kill "$fake_pid" 2>/dev/null && wait "$fake_pid" 2>/dev/null
-  fi
-  if is_mounted "$mnt"; then
-    log "left $work in place: $mnt is still mounted"
-  else
-    [[ -n $state ]] && rm -rf "$state"
-    rm -rf "$work"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-# Long steps run in the background and the script waits for them: bash runs
-# a trap only between commands, and wait is interrupted by a signal, so
-# Ctrl-C ends the run (and unmounts) at once.
-trap 'exit 130' INT TERM
-run_bg() {
-  "$@" &
-  child_pid=$!
-  local rc=0
-  wait "$child_pid" || rc=$?
-  child_pid=''
-  return "$rc"
-}
-
-# ---- build ------------------------------------------------------------------
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-  log "building swarmfs, fake_openai and model_bench in ${builddir#"$root"/}/"
-  {
-    cmake -S . -B "$builddir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
-      cmake --build "$builddir" -j"${JOBS:-2}" --target swarmfs fake_openai model_bench
-  } >"$work/build.log" 2>&1 &
-  child_pid=$!
-  wait "$child_pid" || { tail -n 30 "$work/build.log" >&2; log "build failed"; exit 1; }
-  child_pid=''
-fi
+state=''
+# A state folder outside $work (MODEL_BENCH_STATE_DIR) goes too.
+bench_before_cleanup() { [[ -n $state ]] && bench_rm+=("$state"); }
+bench_build swarmfs fake_openai model_bench
 swarmfs=$builddir/swarmfs
 fake=$builddir/tests/fake_openai/fake_openai
 bench=$builddir/bench/model_bench
-for f in "$swarmfs" "$fake" "$bench"; do [[ -x $f ]] || { log "$f missing"; exit 1; }; done
+need_executables "$swarmfs" "$fake" "$bench"
 
 # ---- the Agents SDK from npm (its column is skipped if this fails) -----------
 sdk_skip=''
@@ -142,33 +91,11 @@ fi
 [[ -z $sdk_skip ]] || log "Agents SDK column skipped: $sdk_skip"
 
 # ---- fake_openai --------------------------------------------------------------
-start_fake() {  # start_fake [--lenient]: sets fake_pid, fake_fd, port
-  mkfifo "$work/fake.in"
-  "$fake" --port 0 --exit-on-stdin-eof "$@" <"$work/fake.in" >"$work/fake.out" 2>"$work/fake.err" &
-  fake_pid=$!
-  exec {fake_fd}>"$work/fake.in"
-  rm -f "$work/fake.in"
-  port=''
-  for _ in $(seq 100); do
-    port=$(sed -n 's/^listening 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/fake.out")
-    [[ -n $port ]] && break
-    kill -0 "$fake_pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  [[ -n $port ]] || { cat "$work/fake.err" >&2; log "fake_openai did not start"; exit 1; }
-}
-stop_fake() {
-  exec {fake_fd}>&-
-  fake_fd=''
-  wait "$fake_pid" 2>/dev/null || true
-  fake_pid=''
-}
-start_fake
+start_fake_openai
 url=http://127.0.0.1:$port/v1
 log "fake_openai listening on 127.0.0.1:$port"
 
 # ---- swarmfs --------------------------------------------------------------------
-mkdir -p "$mnt"
 state=$(mktemp -d "${MODEL_BENCH_STATE_DIR:-$work}/swarmfs-model-bench-state.XXXXXX")
 cat >"$work/swarm.json" <<EOF
 {
@@ -193,16 +120,8 @@ cat >"$work/swarm.json" <<EOF
 }
 EOF
 log "mounting swarmfs on $mnt"
-SWARMFS_MODEL_BENCH_KEY=sk-swarmfs-bench \
-  "$swarmfs" "$mnt" --state "$state" --config "$work/swarm.json" -f \
-  >"$work/swarmfs.log" 2>&1 &
-swarm_pid=$!
-for _ in $(seq 100); do
-  is_mounted "$mnt" && break
-  kill -0 "$swarm_pid" 2>/dev/null || break
-  sleep 0.05
-done
-is_mounted "$mnt" || { cat "$work/swarmfs.log" >&2; log "swarmfs did not mount"; exit 1; }
+swarmfs_env=(SWARMFS_MODEL_BENCH_KEY=sk-swarmfs-bench)
+mount_swarmfs "$mnt" "$state" "$work/swarm.json" "$work/swarmfs.log" || exit 1
 
 # ---- measure --------------------------------------------------------------------
 log "swarmfs side: $samples samples (+$warmup warm-up) of a, b, c, d"
@@ -219,8 +138,8 @@ if [[ -z $sdk_skip ]]; then
     if grep -q '"skipped":"the SDK run failed: 400' "$work/sdk.json" 2>/dev/null; then
       sdk_note=$(sed -n 's/.*"skipped":"\([^"]*\)".*/\1/p' "$work/sdk.json")
       log "the SDK's requests failed fake_openai's strict checks; again with --lenient"
-      stop_fake
-      start_fake --lenient
+      stop_fake_openai
+      start_fake_openai --lenient
       url=http://127.0.0.1:$port/v1
       run_bg timeout 600 node "$here/sdk_bench.mjs" --url "$url" --out "$work/sdk.json" \
         --body "$work/body.json" --samples "$samples" --warmup "$warmup" || true
@@ -232,8 +151,7 @@ fi
 
 # ---- report ---------------------------------------------------------------------
 echo
-echo "swarmfs model-agent overhead — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r)"
-echo "swarmfs $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?') built RelWithDebInfo; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header "swarmfs model-agent overhead"
 echo "state (SQLite log, fsync per commit) on $(df --output=fstype "$state" | tail -n 1 | tr -d ' '); fake_openai echo model, no latency"
 echo
 "$bench" report --ours "$work/ours.json" --sdk "$work/sdk.json"

@@ -22,26 +22,17 @@ cd "$root"
 builddir=${BENCH_BUILD_DIR:-bench/build-spawn}
 [[ $builddir == /* ]] || builddir=$root/$builddir
 
-log() { printf 'spawn-bench: %s\n' "$*" >&2; }
-
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-  log "building spawn_bench in ${builddir#"$root"/}/"
-  buildlog=$(mktemp /tmp/swarmfs-spawn-bench-build.XXXXXX)
-  if ! { cmake -S . -B "$builddir" -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
-    cmake --build "$builddir" -j"${JOBS:-2}" --target spawn_bench; } >"$buildlog" 2>&1; then
-    tail -n 30 "$buildlog" >&2
-    log "build failed (log: $buildlog)"
-    exit 1
-  fi
-  rm -f "$buildlog"
-fi
+bench_name=spawn-bench
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+bench_start
+bench_build spawn_bench
 bench=$builddir/bench/spawn_bench
-[[ -x $bench ]] || { log "$bench missing"; exit 1; }
+need_executables "$bench"
 
-echo "swarmfs spawn benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r), $(ldd --version | head -n 1)"
-echo "swarmfs $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?') built RelWithDebInfo in ${builddir#"$root"/}/; load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_header "swarmfs spawn benchmark" "$(ldd --version | head -n 1)"
 echo
 # shellcheck disable=SC2086
-"$bench" ${SPAWN_BENCH_ARGS:-}
+run_bg "$bench" ${SPAWN_BENCH_ARGS:-}
 echo
 echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"

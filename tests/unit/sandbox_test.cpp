@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "agents/spawn.h"
+#include "finished_child.h"
 #include "test_util.h"
 
 using namespace swarmfs;
@@ -71,55 +72,9 @@ const std::vector<std::string> kEnv = {"PATH=/usr/bin:/bin", "LC_ALL=C", "HOME=/
     _exit(4);
 }();
 
-struct Finished {
-    std::string out, err;
-    ExitInfo exit;
-    bool complete = false;  // EOF on both pipes and the exit, in time
-    double seconds = 0;
-};
-
-// Reads stdout and stderr to EOF and waits for the exit, within `limit`;
-// past it the whole group is killed (the sandbox dies with bwrap) and
-// complete stays false.
+using test::Finished;
 Finished finish(Spawned& s, std::chrono::milliseconds limit = 20s) {
-    auto start = std::chrono::steady_clock::now();
-    s.in.reset();
-    Finished f;
-    bool out_open = true, err_open = true, exited = false;
-    auto deadline = start + limit;
-    auto drain = [](int fd, std::string& into) {
-        char buf[4096];
-        for (;;) {
-            ssize_t n = read(fd, buf, sizeof buf);
-            if (n > 0) {
-                if (into.size() < (1 << 20)) into.append(buf, static_cast<size_t>(n));
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            return n == 0;
-        }
-    };
-    while (out_open || err_open || !exited) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left <= 0ms) break;
-        pollfd p[3] = {{out_open ? s.out.get() : -1, POLLIN, 0},
-                       {err_open ? s.err.get() : -1, POLLIN, 0},
-                       {exited ? -1 : s.pidfd.get(), POLLIN, 0}};
-        if (poll(p, 3, static_cast<int>(left.count())) < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        if (p[0].revents && drain(s.out.get(), f.out)) out_open = false;
-        if (p[1].revents && drain(s.err.get(), f.err)) err_open = false;
-        if (p[2].revents) exited = true;
-    }
-    f.complete = !out_open && !err_open && exited;
-    if (!f.complete) s.child.kill_group(SIGKILL);
-    if (auto e = s.child.reap_if_exited(true)) f.exit = *e;
-    s.child.kill_and_reap();  // if it has not exited: no stray processes
-    f.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    return f;
+    return test::finish(s, limit);
 }
 
 Finished run(const std::vector<std::string>& argv, std::chrono::milliseconds limit = 20s) {

@@ -23,6 +23,8 @@
 #include <thread>
 #include <vector>
 
+#include "finished_child.h"
+
 using namespace swarmfs;
 using namespace std::chrono_literals;
 
@@ -91,48 +93,9 @@ int zombie_children() {
     return n;
 }
 
-struct Finished {
-    std::string out, err;
-    ExitInfo exit;
-    bool complete = false;  // EOF on both pipes and the exit, in time
-};
-
-// Closes stdin, reads stdout and stderr to EOF, waits for the exit and reaps.
+using test::Finished;
 Finished finish(Spawned& s, std::chrono::milliseconds limit = 10s) {
-    s.in.reset();
-    Finished f;
-    bool out_open = true, err_open = true, exited = false;
-    auto deadline = std::chrono::steady_clock::now() + limit;
-    auto drain = [](int fd, std::string& into) {
-        char buf[4096];
-        for (;;) {
-            ssize_t n = read(fd, buf, sizeof buf);
-            if (n > 0) {
-                into.append(buf, static_cast<size_t>(n));
-                continue;
-            }
-            if (n < 0 && errno == EINTR) continue;
-            return n == 0;  // EOF; otherwise EAGAIN: still open
-        }
-    };
-    while (out_open || err_open || !exited) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            deadline - std::chrono::steady_clock::now());
-        if (left <= 0ms) break;
-        pollfd p[3] = {{out_open ? s.out.get() : -1, POLLIN, 0},
-                       {err_open ? s.err.get() : -1, POLLIN, 0},
-                       {exited ? -1 : s.pidfd.get(), POLLIN, 0}};
-        if (poll(p, 3, static_cast<int>(left.count())) < 0) {
-            if (errno == EINTR) continue;
-            break;
-        }
-        if (p[0].revents && drain(s.out.get(), f.out)) out_open = false;
-        if (p[1].revents && drain(s.err.get(), f.err)) err_open = false;
-        if (p[2].revents) exited = true;
-    }
-    f.complete = !out_open && !err_open && exited;
-    if (auto e = s.child.reap_if_exited(true)) f.exit = *e;
-    return f;
+    return test::finish(s, limit);
 }
 
 bool wait_readable(int fd, std::chrono::milliseconds limit) {

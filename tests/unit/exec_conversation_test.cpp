@@ -1,4 +1,4 @@
-#include "agents/tools/persistent_process.h"
+#include "agents/exec_process.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -10,7 +10,7 @@
 #include <mutex>
 #include <type_traits>
 
-#include "../test_util.h"
+#include "test_util.h"
 
 using namespace swarmfs;
 using namespace swarmfs::test;
@@ -53,7 +53,7 @@ bool running(pid_t pid) {
 
 // A loop, what the child said, and the process under test, which is
 // dropped on the loop thread (as its owners do) before the loop stops.
-class PersistentProcessTest : public ::testing::Test {
+class ExecConversationTest : public ::testing::Test {
   protected:
     // Runs fn on the loop thread and waits for it.
     template <class F>
@@ -70,12 +70,12 @@ class PersistentProcessTest : public ::testing::Test {
         return done.get_future().get();
     }
 
-    ~PersistentProcessTest() override {
+    ~ExecConversationTest() override {
         on_loop([&] { proc.reset(); });
     }
 
     // Starts spec; on success the process is in proc.
-    Result<std::shared_ptr<PersistentProcess>> start(ExecSpec spec) {
+    Result<std::shared_ptr<ExecProcess>> start(ExecSpec spec) {
         auto r = on_loop([&] {
             ExecCallbacks cb;
             cb.on_stdout = [seen = seen](std::string_view d) {
@@ -90,7 +90,7 @@ class PersistentProcessTest : public ::testing::Test {
                 std::lock_guard lk(seen->mu);
                 seen->exits.push_back(e);
             };
-            return PersistentProcess::start(loop, std::move(spec), std::move(cb));
+            return ExecProcess::start(loop, std::move(spec), std::move(cb), ExecMode::conversation);
         });
         if (r) proc = *r;
         return r;
@@ -105,10 +105,10 @@ class PersistentProcessTest : public ::testing::Test {
 
     EventLoop loop;
     std::shared_ptr<Seen> seen = std::make_shared<Seen>();
-    std::shared_ptr<PersistentProcess> proc;
+    std::shared_ptr<ExecProcess> proc;
 };
 
-TEST_F(PersistentProcessTest, AConversationOverPipes) {
+TEST_F(ExecConversationTest, AConversationOverPipes) {
     ExecSpec spec = spec_of({"cat"});
     spec.input = "first\n";
     auto p = start(std::move(spec));
@@ -125,7 +125,7 @@ TEST_F(PersistentProcessTest, AConversationOverPipes) {
     EXPECT_FALSE(on_loop([&] { return proc->write("late\n"); }));
 }
 
-TEST_F(PersistentProcessTest, WhenTheLeaderExitsItsGroupGoesToo) {
+TEST_F(ExecConversationTest, WhenTheLeaderExitsItsGroupGoesToo) {
     // The grandchild keeps stdout open; it must not keep the server half alive.
     auto p = start(spec_of({"sh", "-c", "sleep 30 & echo $!; read x; exit 3"}));
     ASSERT_TRUE(p) << p.error().message;
@@ -137,7 +137,7 @@ TEST_F(PersistentProcessTest, WhenTheLeaderExitsItsGroupGoesToo) {
     EXPECT_TRUE(eventually([&] { return !running(grandchild); }));
 }
 
-TEST_F(PersistentProcessTest, KillIsReportedWithTheSignal) {
+TEST_F(ExecConversationTest, KillIsReportedWithTheSignal) {
     auto p = start(spec_of({"sleep", "30"}));
     ASSERT_TRUE(p) << p.error().message;
     on_loop([&] { proc->kill(); });
@@ -147,7 +147,7 @@ TEST_F(PersistentProcessTest, KillIsReportedWithTheSignal) {
     on_loop([&] { proc->kill(); });  // after the reap: a no-op, never a signal to a reused pid
 }
 
-TEST_F(PersistentProcessTest, DestroyingItKillsAndReapsTheChild) {
+TEST_F(ExecConversationTest, DestroyingItKillsAndReapsTheChild) {
     auto p = start(spec_of({"sleep", "30"}));
     ASSERT_TRUE(p) << p.error().message;
     pid_t pid = proc->pid();
@@ -164,7 +164,7 @@ TEST_F(PersistentProcessTest, DestroyingItKillsAndReapsTheChild) {
     EXPECT_EQ(seen->exit_count(), 0u);  // no callback from a destroyed object
 }
 
-TEST_F(PersistentProcessTest, StartFailuresCarryAnErrnoAndSayWhy) {
+TEST_F(ExecConversationTest, StartFailuresCarryAnErrnoAndSayWhy) {
     auto empty = start(spec_of({}));
     ASSERT_FALSE(empty);
     EXPECT_EQ(empty.error().code, EINVAL);
