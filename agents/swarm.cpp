@@ -998,13 +998,9 @@ bool Swarm::has_conversation(int64_t id) const {
 }
 
 Status Swarm::conv_ctl(int64_t id, std::string_view commands) {
-    std::string agent;
-    {
-        auto c = conv_ptr(id);
-        if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
-        std::lock_guard lk(c->mu);
-        agent = c->agent;
-    }
+    auto serving = conv_agent_name(id);
+    if (!serving) return serving.error();
+    const std::string& agent = *serving;
     auto s = run_commands(conv_commands(id), commands);
     if (!s) return ctl_failed(agent, "conv " + std::to_string(id) + " ctl", s.error());
     return s;
@@ -1068,11 +1064,17 @@ std::shared_ptr<ByteStream> Swarm::conv_out(int64_t id) const {
     return c ? c->out : nullptr;
 }
 
-Result<std::string> Swarm::conv_agent(int64_t id) const {
+Result<std::string> Swarm::conv_agent_name(int64_t id) const {
     auto c = conv_ptr(id);
     if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
     std::lock_guard lk(c->mu);
-    return c->agent.empty() ? std::string() : c->agent + "\n";
+    return c->agent;
+}
+
+Result<std::string> Swarm::conv_agent(int64_t id) const {
+    auto agent = conv_agent_name(id);
+    if (!agent) return agent.error();
+    return agent->empty() ? std::string() : *agent + "\n";
 }
 
 Result<std::string> Swarm::conv_context(int64_t id) const {
@@ -1099,13 +1101,9 @@ Result<std::string> Swarm::conv_vars(int64_t id) const {
 }
 
 Status Swarm::set_conv_vars(int64_t id, std::string_view text) {
-    std::string agent;
-    {
-        auto c = conv_ptr(id);
-        if (!c) return make_error(ENOENT, "no conversation " + std::to_string(id));
-        std::lock_guard lk(c->mu);
-        agent = c->agent;
-    }
+    auto serving = conv_agent_name(id);
+    if (!serving) return serving.error();
+    const std::string& agent = *serving;
     auto j = parse_json_document(text, "conv " + std::to_string(id) + " vars", check_vars);
     if (!j) return report(agent, j.error());
     return commit("conv_vars", {{"conv", id}, {"vars", *j}});

@@ -207,6 +207,8 @@ class Swarm {
     // The registry (a leaf lock: copies out a pointer, takes no other lock).
     std::shared_ptr<Agent> agent_ptr(const std::string& name) const;
     std::shared_ptr<Conversation> conv_ptr(int64_t id) const;
+    // The agent serving conversation id now ("" before its first "agent").
+    Result<std::string> conv_agent_name(int64_t id) const;
     std::vector<std::shared_ptr<Agent>> all_agents() const;
     std::vector<std::shared_ptr<Conversation>> all_convs() const;
 
@@ -329,7 +331,7 @@ class Swarm {
     // Secrets the server holds (providers' API keys, variables named like
     // secrets) are taken out of the environment, except those `keep` names
     // (the agent's own config env).
-    Status sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec,
+    Status sandbox_exec(const SandboxSpec& box, ExecSpec& spec,
                         const std::vector<std::string>& keep) const;
     ToolContext tool_context(const std::string& agent, const AgentConfig* c) const;
     void log_sandbox_off(const std::string& agent, const AgentConfig& c);

@@ -58,9 +58,8 @@ std::optional<SandboxSpec> Swarm::sandbox_spec(const std::string& agent,
     return s;
 }
 
-Status Swarm::sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec,
+Status Swarm::sandbox_exec(const SandboxSpec& box, ExecSpec& spec,
                            const std::vector<std::string>& keep) const {
-    if (!box) return {};
     std::set<std::string> secret;
     for (auto& [name, p] : opts_.providers.items())
         if (auto var = p.value("api_key_env", ""); !var.empty()) secret.insert(var);
@@ -71,12 +70,12 @@ Status Swarm::sandbox_exec(const std::optional<SandboxSpec>& box, ExecSpec& spec
         if (std::find(keep.begin(), keep.end(), name) != keep.end()) return false;
         return secret.count(name) > 0 || std::regex_search(name, secret_name);
     });
-    auto argv = sandbox_argv(*box, spec.argv);
+    auto argv = sandbox_argv(box, spec.argv);
     if (!argv) return argv.error();
     spec.argv = std::move(*argv);
     // Inside, the swarm is the view at /swarm, if there is one.
     std::erase_if(spec.env, [](const std::string& kv) { return kv.rfind("SWARMFS_MNT=", 0) == 0; });
-    if (!box->view.empty()) spec.env.push_back("SWARMFS_MNT=/swarm");
+    if (!box.view.empty()) spec.env.push_back("SWARMFS_MNT=/swarm");
     return {};
 }
 
@@ -87,8 +86,12 @@ ToolContext Swarm::tool_context(const std::string& agent, const AgentConfig* c) 
     if (c)
         for (auto& [k, v] : c->env) keep.push_back(k);
     if (auto box = sandbox_spec(agent, c))
-        ctx.wrap = [this, box = std::move(box), keep](ExecSpec& spec) {
-            return sandbox_exec(box, spec, keep);
+        ctx.wrap = [this, box = std::move(*box), keep](ExecSpec& spec,
+                                                       const std::vector<std::string>& read) {
+            if (read.empty()) return sandbox_exec(box, spec, keep);
+            SandboxSpec with = box;
+            with.read.insert(with.read.end(), read.begin(), read.end());
+            return sandbox_exec(with, spec, keep);
         };
     return ctx;
 }
@@ -126,8 +129,9 @@ Result<std::function<Status(ExecSpec&)>> Swarm::tool_server_sandbox(const ToolSe
     // Refused now, with the entry's name, rather than at every start.
     if (auto argv = sandbox_argv(box, {"true"}); !argv) return argv.error();
     return std::function<Status(ExecSpec&)>(
-        [this, box = std::optional<SandboxSpec>(std::move(box)),
-         keep = b.env_keys](ExecSpec& spec) { return sandbox_exec(box, spec, keep); });
+        [this, box = std::move(box), keep = b.env_keys](ExecSpec& spec) {
+            return sandbox_exec(box, spec, keep);
+        });
 }
 
 void Swarm::log_sandbox_off(const std::string& agent, const AgentConfig& c) {

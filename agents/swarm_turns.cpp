@@ -69,7 +69,7 @@ void Swarm::start_exec_turn(Turn& t) {
         std::shared_ptr<Result<Spawned>> spawned;
         std::vector<std::string> keep;
         for (auto& [k, v] : job->config.env) keep.push_back(k);
-        if (auto st = sandbox_exec(job->box, spec, keep); !st)
+        if (auto st = job->box ? sandbox_exec(*job->box, spec, keep) : Status{}; !st)
             spawned = std::make_shared<Result<Spawned>>(st.error());
         else
             spawned = std::make_shared<Result<Spawned>>(spawn(spec));

@@ -79,7 +79,9 @@ void EventLog::set_observer(std::function<void(const Event&)> fn) {
     observer_ = std::move(fn);
 }
 
-Result<int64_t> EventLog::commit(std::vector<Event> events) {
+// Stamps and filters (redacts) the events as they are handed in, so that a
+// batch waiting for the writer already holds what will be stored.
+std::shared_ptr<EventLog::Batch> EventLog::make_batch(std::vector<Event> events) const {
     auto b = std::make_shared<Batch>();
     double ts = now_seconds();
     for (auto& e : events) {
@@ -87,6 +89,11 @@ Result<int64_t> EventLog::commit(std::vector<Event> events) {
         if (filter_) filter_(e);
     }
     b->events = std::move(events);
+    return b;
+}
+
+Result<int64_t> EventLog::commit(std::vector<Event> events) {
+    auto b = make_batch(std::move(events));
     b->wait = true;
     std::unique_lock lk(mu_);
     if (stopping_) return make_error(EIO, "event log is closing");
@@ -99,13 +106,7 @@ Result<int64_t> EventLog::commit(std::vector<Event> events) {
 }
 
 void EventLog::post(std::vector<Event> events) {
-    auto b = std::make_shared<Batch>();
-    double ts = now_seconds();
-    for (auto& e : events) {
-        if (e.ts == 0) e.ts = ts;
-        if (filter_) filter_(e);
-    }
-    b->events = std::move(events);
+    auto b = make_batch(std::move(events));
     std::lock_guard lk(mu_);
     pending_.push_back(b);
     ++enqueued_;

@@ -67,6 +67,7 @@ class EventLog {
     };
 
     EventLog(sqlite::Database db, sqlite::Statement insert);
+    std::shared_ptr<Batch> make_batch(std::vector<Event> events) const;
     void writer_loop();
     void write_batches(std::vector<std::shared_ptr<Batch>>& batches);
 

@@ -75,6 +75,19 @@ HttpMulti::~HttpMulti() {
     if (curl_timer_) loop_.cancel(curl_timer_);
 }
 
+// A transfer that never started still ends through on_done, but from the
+// loop, never inside start(): callers may hold locks there.
+void HttpMulti::fail_soon(std::function<void(const HttpDone&)> done, std::string why) {
+    std::weak_ptr<char> weak = alive_;
+    loop_.post([weak, done = std::move(done), why = std::move(why)] {
+        if (!weak.lock() || !done) return;
+        HttpDone d;
+        d.code = CURLE_FAILED_INIT;
+        d.error = why;
+        done(d);
+    });
+}
+
 HttpMulti::Id HttpMulti::start(HttpRequest req, HttpCallbacks cb) {
     Id id = next_id_++;
     auto t = std::make_unique<Transfer>();
@@ -85,14 +98,7 @@ HttpMulti::Id HttpMulti::start(HttpRequest req, HttpCallbacks cb) {
     t->easy.reset(curl_easy_init());
 
     auto fail_later = [this, id, done = t->cb.on_done](std::string why) {
-        std::weak_ptr<char> weak = alive_;
-        loop_.post([weak, done, why] {
-            if (!weak.lock() || !done) return;
-            HttpDone d;
-            d.code = CURLE_FAILED_INIT;
-            d.error = why;
-            done(d);
-        });
+        fail_soon(done, std::move(why));
         return id;
     };
     if (!multi_ || !t->easy) return fail_later("cannot initialise libcurl");
@@ -130,19 +136,25 @@ HttpMulti::Id HttpMulti::start(HttpRequest req, HttpCallbacks cb) {
     } else {
         if (r.method != "POST" || !r.body.empty()) {
             curl_easy_setopt(e, CURLOPT_POSTFIELDS, r.body.data());
-            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+            curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
+                             static_cast<curl_off_t>(r.body.size()));
         }
-        if (r.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
-        else if (r.body.empty()) curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+        if (r.method != "POST")
+            curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+        else if (r.body.empty())
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
     }
-    if (r.connect_timeout > 0) curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(r.connect_timeout));
+    if (r.connect_timeout > 0)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, to_ms(r.connect_timeout));
     if (r.total_timeout > 0) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, to_ms(r.total_timeout));
 
     t->started = t->last_activity = monotonic_seconds();
     transfers_.emplace(id, std::move(t));
     // curl_multi_add_handle is refused inside libcurl's own callbacks.
-    if (in_curl_) deferred_adds_.push_back(id);
-    else add(id);
+    if (in_curl_)
+        deferred_adds_.push_back(id);
+    else
+        add(id);
     return id;
 }
 
@@ -153,15 +165,7 @@ void HttpMulti::add(Id id) {
     if (CURLMcode rc = curl_multi_add_handle(multi_.get(), t.easy.get()); rc != CURLM_OK) {
         auto done = std::move(t.cb.on_done);
         transfers_.erase(it);
-        std::weak_ptr<char> weak = alive_;
-        std::string why = std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc);
-        loop_.post([weak, done, why] {
-            if (!weak.lock() || !done) return;
-            HttpDone d;
-            d.code = CURLE_FAILED_INIT;
-            d.error = why;
-            done(d);
-        });
+        fail_soon(done, std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc));
         return;
     }
     t.added = true;
@@ -200,7 +204,8 @@ int HttpMulti::socket_cb(CURL*, curl_socket_t s, int what, void* p, void*) {
         }
         return 0;
     }
-    uint32_t ev = ((what & CURL_POLL_IN) ? uint32_t{EPOLLIN} : 0u) | ((what & CURL_POLL_OUT) ? uint32_t{EPOLLOUT} : 0u);
+    uint32_t ev = ((what & CURL_POLL_IN) ? uint32_t{EPOLLIN} : 0u) |
+                  ((what & CURL_POLL_OUT) ? uint32_t{EPOLLOUT} : 0u);
     if (it == self->sockets_.end()) {
         self->sockets_.emplace(s, ev);
         std::weak_ptr<char> weak = self->alive_;
@@ -221,12 +226,13 @@ int HttpMulti::timer_cb(CURLM*, long timeout_ms, void* p) {
     uint64_t gen = ++self->curl_timer_gen_;
     if (timeout_ms < 0) return 0;
     std::weak_ptr<char> weak = self->alive_;
-    self->curl_timer_ = self->loop_.after(static_cast<double>(timeout_ms) / 1000.0, [weak, self, gen] {
-        // A cancelled timer may still run if it was already due: check it is current.
-        if (!weak.lock() || gen != self->curl_timer_gen_) return;
-        self->curl_timer_ = 0;
-        self->on_curl_timer();
-    });
+    self->curl_timer_ =
+        self->loop_.after(static_cast<double>(timeout_ms) / 1000.0, [weak, self, gen] {
+            // A cancelled timer may still run if it was already due: check it is current.
+            if (!weak.lock() || gen != self->curl_timer_gen_) return;
+            self->curl_timer_ = 0;
+            self->on_curl_timer();
+        });
     return 0;
 }
 
@@ -279,12 +285,15 @@ void HttpMulti::reap() {
                 curl_off_t connect_us = 0;
                 curl_easy_getinfo(t->easy.get(), CURLINFO_CONNECT_TIME_T, &connect_us);
                 double elapsed = monotonic_seconds() - t->started;
-                bool connect_phase = connect_us == 0 && t->req.connect_timeout > 0 &&
-                                     (t->req.total_timeout <= 0 || elapsed < t->req.total_timeout * 0.95);
+                bool connect_phase =
+                    connect_us == 0 && t->req.connect_timeout > 0 &&
+                    (t->req.total_timeout <= 0 || elapsed < t->req.total_timeout * 0.95);
                 if (connect_phase)
-                    detail = "connect timeout (" + seconds_text(t->req.connect_timeout) + "): " + detail;
+                    detail =
+                        "connect timeout (" + seconds_text(t->req.connect_timeout) + "): " + detail;
                 else
-                    detail = "total timeout (" + seconds_text(t->req.total_timeout) + "): " + detail;
+                    detail =
+                        "total timeout (" + seconds_text(t->req.total_timeout) + "): " + detail;
             }
             d.error = std::move(detail);
         }

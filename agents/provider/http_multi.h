@@ -52,13 +52,13 @@ struct HttpDone {
 };
 
 struct HttpCallbacks {
-    std::function<void(const HttpHead&)> on_head;        // once, before any data (final response)
-    std::function<void(std::string_view)> on_data;       // body bytes as they arrive
-    std::function<void(const HttpDone&)> on_done;        // exactly once unless cancelled
+    std::function<void(const HttpHead&)> on_head;   // once, before any data (final response)
+    std::function<void(std::string_view)> on_data;  // body bytes as they arrive
+    std::function<void(const HttpDone&)> on_done;   // exactly once unless cancelled
 };
 
 class HttpMulti {
-public:
+  public:
     using Id = uint64_t;
 
     explicit HttpMulti(EventLoop& loop);
@@ -73,7 +73,7 @@ public:
     void cancel(Id id);
     size_t in_flight() const { return transfers_.size(); }
 
-private:
+  private:
     // CURL and CURLM are both void here, so one deleter each.
     struct EasyDeleter {
         void operator()(CURL* e) const { curl_easy_cleanup(e); }
@@ -100,6 +100,7 @@ private:
     void on_watchdog(Id id);
     void fail(Id id, CURLcode code, std::string error);
     void add(Id id);
+    void fail_soon(std::function<void(const HttpDone&)> done, std::string why);
 
     EventLoop& loop_;
     std::unique_ptr<CURLM, MultiDeleter> multi_;
@@ -109,7 +110,7 @@ private:
     EventLoop::TimerId curl_timer_ = 0;
     uint64_t curl_timer_gen_ = 0;
     Id next_id_ = 1;
-    bool in_curl_ = false;          // inside curl_multi_socket_action (its callbacks)
+    bool in_curl_ = false;  // inside curl_multi_socket_action (its callbacks)
     std::vector<Id> deferred_cancels_;
     std::vector<Id> deferred_adds_;  // started from inside a libcurl callback
 };

@@ -92,7 +92,7 @@ class ExecTool : public Tool, public std::enable_shared_from_this<ExecTool> {
         spec.cwd = c_.workdir;
         spec.input = args.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
         if (ctx.wrap) {
-            if (auto st = ctx.wrap(spec); !st) {
+            if (auto st = ctx.wrap(spec, c_.read); !st) {
                 r->done({false, "cannot run tool " + c_.spec.name + ": " + st.error().message});
                 return;
             }

@@ -21,6 +21,7 @@ struct ExecToolConfig {
     std::map<std::string, std::string> env;
     double timeout = 30;  // seconds
     std::string workdir;
+    std::vector<std::string> read;  // host folders its sandbox shows too (read-only)
 };
 
 std::shared_ptr<Tool> make_exec_tool(EventLoop& loop, ExecToolConfig config);

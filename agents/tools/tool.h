@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vault/result.h"
 
@@ -25,10 +26,12 @@ struct ToolResult {
 struct ExecSpec;
 
 // On whose behalf a tool runs. A process a tool starts for an agent runs
-// in that agent's sandbox: `wrap` turns the command into the sandboxed one.
+// in that agent's sandbox: `wrap` turns the command into the sandboxed one,
+// which also shows the tool's own `read` folders (read-only).
 struct ToolContext {
-    std::string agent;                      // empty: the swarm's owner (tools/NAME/call)
-    std::function<Status(ExecSpec&)> wrap;  // null: run the command as it is
+    std::string agent;  // empty: the swarm's owner (tools/NAME/call)
+    std::function<Status(ExecSpec&, const std::vector<std::string>& read)>
+        wrap;  // null: run the command as it is
 };
 
 class Tool {

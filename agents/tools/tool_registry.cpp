@@ -31,7 +31,7 @@ struct Entry {
     std::map<std::string, std::string> env;
     double timeout = 30, start_timeout = 60;
     std::optional<std::set<std::string>> only;  // "tools" of an mcp entry
-    ToolServerBox box;                          // "sandbox", "net", "read" of an mcp entry
+    ToolServerBox box;  // "read" of any entry; "sandbox" and "net" of an mcp entry
 };
 
 std::optional<Error> read_argv(const json& v, const std::string& where, Entry& e) {
@@ -71,6 +71,19 @@ const KeyReader read_timeout = [](const json& v, const std::string& where, Entry
     return read_seconds(v, where, e.timeout);
 };
 
+// Host folders a sandboxed run shows read-only besides the workdir: where
+// the program lives, its modules, its data.
+const KeyReader read_paths = [](const json& v, const std::string& where,
+                                Entry& e) -> std::optional<Error> {
+    if (!v.is_array()) return bad(where, "must be an array of absolute paths");
+    for (auto& p : v) {
+        if (!p.is_string() || p.get<std::string>().empty() || p.get<std::string>()[0] != '/')
+            return bad(where, "must contain only absolute paths, got " + p.dump());
+        e.box.read.push_back(p.get<std::string>());
+    }
+    return std::nullopt;
+};
+
 const std::map<std::string, KeyReader>& exec_keys() {
     static const std::map<std::string, KeyReader> table = {
         {"exec", read_argv},
@@ -92,6 +105,7 @@ const std::map<std::string, KeyReader>& exec_keys() {
          }},
         {"timeout", read_timeout},
         {"env", read_env},
+        {"read", read_paths},
     };
     return table;
 }
@@ -116,17 +130,7 @@ const std::map<std::string, KeyReader>& mcp_keys() {
              e.box.net = v.get<bool>();
              return std::nullopt;
          }},
-        {"read",
-         [](const json& v, const std::string& where, Entry& e) -> std::optional<Error> {
-             if (!v.is_array()) return bad(where, "must be an array of absolute paths");
-             for (auto& p : v) {
-                 if (!p.is_string() || p.get<std::string>().empty() ||
-                     p.get<std::string>()[0] != '/')
-                     return bad(where, "must contain only absolute paths, got " + p.dump());
-                 e.box.read.push_back(p.get<std::string>());
-             }
-             return std::nullopt;
-         }},
+        {"read", read_paths},
         {"tools",
          [](const json& v, const std::string& where, Entry& e) -> std::optional<Error> {
              if (!v.is_array()) return bad(where, "must be an array of the server's tool names");
@@ -238,6 +242,29 @@ void ToolRegistry::stop_servers(const std::vector<std::shared_ptr<McpServer>>& s
     }
 }
 
+namespace {
+// An exec tool runs in its caller's sandbox, which shows the workdir, the
+// system folders and the entry's "read" folders: a program elsewhere is
+// not there. Said once at load rather than as "No such file" at each call.
+void warn_if_unseen(const std::string& name, const std::string& argv0, const std::string& workdir,
+                    const std::vector<std::string>& read) {
+    std::string program = resolve_tool_command(argv0, workdir);
+    if (program.empty() || program[0] != '/') return;
+    auto under = [&](const std::string& dir) {
+        return !dir.empty() && program.rfind(dir + (dir.back() == '/' ? "" : "/"), 0) == 0;
+    };
+    for (const char* sys : {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"})
+        if (under(sys)) return;
+    if (under(workdir)) return;
+    for (auto& r : read)
+        if (under(r)) return;
+    spdlog::warn(
+        "tools.{}: {} is outside the workdir ({}) and the system folders, so a sandboxed "
+        "call cannot see it; add its folder to the entry's \"read\"",
+        name, program, workdir);
+}
+}  // namespace
+
 Status ToolRegistry::load(const nlohmann::json& section) {
     if (loop_.in_loop())
         return make_error(EDEADLK, "tools: load() waits for the event loop; not on its thread");
@@ -265,6 +292,8 @@ Status ToolRegistry::load(const nlohmann::json& section) {
             c.env = e.env;
             c.timeout = e.timeout;
             c.workdir = workdir_;
+            c.read = e.box.read;
+            warn_if_unseen(e.name, c.argv[0], workdir_, c.read);
             tools[e.name] = make_exec_tool(loop_, std::move(c));
             continue;
         }

@@ -104,7 +104,7 @@ cat >"$work/swarm.json" <<EOF
   },
   "tools": {
     "lookup_ticket": {
-      "exec": ["$here/lookup_ticket.sh"],
+      "exec": ["$here/lookup_ticket.sh"], "read": ["$here"],
       "description": "Look up a support ticket by its id.",
       "parameters": {"type": "object", "properties": {"id": {"type": "integer"}},
                      "required": ["id"], "additionalProperties": false},

@@ -1,4 +1,5 @@
 // Exec agents: streaming stdout, stderr to err, failures and crashes.
+#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
@@ -183,6 +184,49 @@ TEST_F(Exec, OneTurnAtATimePerAgentInOrder) {
     EXPECT_EQ(cat_stream("agents/q/output"),
               "start-m1\nend-m1\nstart-m2\nend-m2\nstart-m3\nend-m3\n");
     EXPECT_EQ(kv(slurp(p("agents/q/status")), "turns"), std::string("3"));
+}
+
+// An exec tool whose program lives outside the swarm file's folder (here a
+// folder under /tmp, which the sandbox has its own of): with the folder in
+// the entry's "read" the sandboxed call runs it; without, the call fails
+// saying the program is not there, and the server said at start why.
+class ToolOutsideTheWorkdir : public MountedSwarm {
+  protected:
+    ToolOutsideTheWorkdir() {
+        char tmpl[] = "/tmp/swarmfs-it-tooldir-XXXXXX";
+        tools_ = mkdtemp(tmpl);
+        chmod(tools_.c_str(), 0755);  // the tool runs as nobody
+        std::string script = tools_ + "/hello.sh";
+        write_file(script, "#!/bin/sh\ncat >/dev/null\necho hello from $(dirname \"$0\")\n");
+        chmod(script.c_str(), 0755);
+    }
+    ~ToolOutsideTheWorkdir() override { sh("rm -rf " + shq(tools_)); }
+    std::string swarm_config() const override {
+        std::string hello = "\"" + tools_ + "/hello.sh\"";
+        return R"({"tools": {
+            "seen": {"exec": [)" +
+               hello + R"(], "read": [")" + tools_ + R"("]},
+            "unseen": {"exec": [)" +
+               hello + R"(]}}})";
+    }
+    std::string call(const std::string& tool) {
+        return sh("exec 3<>" + shq(p("tools/" + tool + "/call")) + "; printf '{}' >&3; cat <&3")
+            .out;
+    }
+    std::string tools_;
+};
+
+TEST_F(ToolOutsideTheWorkdir, ItsReadFolderIsShownToTheSandboxedCall) {
+    EXPECT_EQ(call("seen"), "hello from " + tools_ + "\n");
+    std::string unseen = call("unseen");
+    EXPECT_NE(unseen.find("cannot run " + tools_ + "/hello.sh: No such file or directory"),
+              std::string::npos)
+        << unseen;
+    std::string log = server_log();
+    EXPECT_NE(log.find("tools.unseen: " + tools_ + "/hello.sh is outside the workdir"),
+              std::string::npos)
+        << log;
+    EXPECT_EQ(log.find("tools.seen:"), std::string::npos) << log;
 }
 
 }  // namespace

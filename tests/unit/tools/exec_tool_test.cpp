@@ -163,7 +163,7 @@ TEST_F(ExecToolTest, SectionErrorsAreReadable) {
     EXPECT_EQ(e.code, EINVAL);
     EXPECT_EQ(e.message,
               "tools.x: unknown key \"timeot\" (known keys of an exec entry: description, env, "
-              "exec, parameters, timeout)");
+              "exec, parameters, read, timeout)");
     e = load_error({{"x", {{"description", "d"}}}});
     EXPECT_NE(e.message.find("tools.x: needs \"exec\""), std::string::npos) << e.message;
     e = load_error({{"x", {{"exec", {"cat"}}, {"mcp", {"cat"}}}}});
