@@ -12,19 +12,17 @@ namespace {
 
 constexpr const char* kKey = "sk-example-SECRET-1234";
 
-class ExampleSwarm : public MountedSwarm {
+class ExampleSwarm : public WithFakeModel<> {
   protected:
-    void SetUp() override {
-        ASSERT_NO_FATAL_FAILURE(fake_.start(std::string("--require-key ") + kKey));
+    std::string fake_args() const override { return std::string("--require-key ") + kKey; }
+    void before_mount() override {
         // The server inherits these, as it would from the user's shell.
         setenv("OPENAI_BASE_URL", fake_.base_url().c_str(), 1);
         setenv("OPENAI_API_KEY", kKey, 1);
         setenv("OPENAI_MODEL", "fake-model", 1);
-        MountedSwarm::SetUp();
     }
     void TearDown() override {
-        MountedSwarm::TearDown();
-        fake_.stop();
+        WithFakeModel::TearDown();
         unsetenv("OPENAI_BASE_URL");
         unsetenv("OPENAI_API_KEY");
         unsetenv("OPENAI_MODEL");
@@ -32,7 +30,6 @@ class ExampleSwarm : public MountedSwarm {
     std::string swarm_config_file() const override {
         return std::string(SWARMFS_SOURCE_DIR) + "/mount-scripts/example-swarm.json";
     }
-    FakeOpenAI fake_;
 };
 
 TEST_F(ExampleSwarm, ExecAgentsAnswer) {

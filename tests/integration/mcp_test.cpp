@@ -30,17 +30,12 @@ void install() {
         g_entry = out, g_cache = cache;
 }
 
-class Mcp : public MountedSwarm {
+class Mcp : public WithFakeModel<> {
   protected:
     static void SetUpTestSuite() { install(); }
     void SetUp() override {
         if (!g_skip.empty()) GTEST_SKIP() << "npm registry unreachable: " << g_skip;
-        ASSERT_NO_FATAL_FAILURE(fake_.start());
-        MountedSwarm::SetUp();
-    }
-    void TearDown() override {
-        MountedSwarm::TearDown();
-        fake_.stop();
+        WithFakeModel::SetUp();
     }
     std::string swarm_config() const override {
         return R"({"providers": {"local": {"base_url": ")" + fake_.base_url() + R"("}},
@@ -48,7 +43,6 @@ class Mcp : public MountedSwarm {
                g_entry + R"("], "tools": ["echo", "get-sum"], "read": [")" + g_cache + R"("]}},
           "agents": {"helper": {"provider": "local", "model": "m", "tools": ["every__echo", "every__get-sum"]}}})";
     }
-    FakeOpenAI fake_;
 };
 
 TEST_F(Mcp, TheServersToolsAreFilesAndTheModelCallsThem) {

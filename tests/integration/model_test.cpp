@@ -10,17 +10,10 @@ namespace {
 
 constexpr const char* kKey = "sk-test-SECRET-4242";
 
-class Model : public MountedSwarm {
+class Model : public WithFakeModel<> {
   protected:
-    void SetUp() override {
-        ASSERT_NO_FATAL_FAILURE(fake_.start(std::string("--require-key ") + kKey));
-        setenv("SWARMFS_TEST_KEY", kKey, 1);
-        MountedSwarm::SetUp();
-    }
-    void TearDown() override {
-        MountedSwarm::TearDown();
-        fake_.stop();
-    }
+    std::string fake_args() const override { return std::string("--require-key ") + kKey; }
+    void before_mount() override { setenv("SWARMFS_TEST_KEY", kKey, 1); }
     std::string swarm_config() const override {
         std::string url = fake_.base_url();
         return R"({"providers": {"local": {"base_url": ")" + url +
@@ -45,7 +38,6 @@ class Model : public MountedSwarm {
         return cat_stream("conv/" + n + "/out");
     }
     void script(const std::string& steps) { ASSERT_NO_FATAL_FAILURE(fake_.script(steps)); }
-    FakeOpenAI fake_;
 };
 
 TEST_F(Model, RepliesStreamIntoOutAndUsageIsCounted) {

@@ -114,16 +114,8 @@ json turn_event(const std::vector<json>& evs, const std::string& kind, int64_t t
 
 // Model agents against tests/fake_openai. Subclasses say which limits the
 // provider "local" has (the JSON members to add to it).
-class RateLimitBase : public MountedSwarm {
+class RateLimitBase : public WithFakeModel<> {
   protected:
-    void SetUp() override {
-        ASSERT_NO_FATAL_FAILURE(fake_.start());
-        MountedSwarm::SetUp();
-    }
-    void TearDown() override {
-        MountedSwarm::TearDown();
-        fake_.stop();
-    }
     virtual std::string limits() const = 0;
     static std::string provider(const std::string& url, const std::string& extra) {
         return R"({"base_url": ")" + url +
@@ -181,8 +173,6 @@ class RateLimitBase : public MountedSwarm {
                 return trim(e.value("text", ""));
         return "(no message " + std::to_string(msg) + ")";
     }
-
-    FakeOpenAI fake_;
 };
 
 std::vector<std::string> numbered(const std::string& prefix, int n) {

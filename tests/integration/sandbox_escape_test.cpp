@@ -217,17 +217,10 @@ constexpr const char* kWipeWord = "WIPE-42-RAN";  // what the wipe tool prints; 
 // The provider's key, in the server's environment as a user would have it.
 constexpr const char* kKey = "sk-it-sandbox-KEY-5150";
 
-class SandboxEscape : public MountedSwarm {
+class SandboxEscape : public WithFakeModel<> {
   protected:
-    void SetUp() override {
-        ASSERT_NO_FATAL_FAILURE(fake_.start(std::string("--require-key ") + kKey));
-        setenv("SWARMFS_IT_KEY", kKey, 1);
-        MountedSwarm::SetUp();
-    }
-    void TearDown() override {
-        MountedSwarm::TearDown();
-        fake_.stop();
-    }
+    std::string fake_args() const override { return std::string("--require-key ") + kKey; }
+    void before_mount() override { setenv("SWARMFS_IT_KEY", kKey, 1); }
     std::string swarm_config() const override {
         std::string sh = kShell;
         std::string j = R"JSON({
@@ -338,7 +331,6 @@ class SandboxEscape : public MountedSwarm {
         std::getline(f, l);
         return l;
     }
-    FakeOpenAI fake_;
 };
 
 // 1. The host's secrets and the server's state are not in the sandbox.

@@ -291,16 +291,8 @@ class Aging : public FullPool {
 
 // Model agents against tests/fake_openai. The first-byte timeout is long so
 // that a stalled request stays one request until it is stopped.
-class ModelSched : public Base {
+class ModelSched : public WithFakeModel<Base> {
   protected:
-    void SetUp() override {
-        ASSERT_NO_FATAL_FAILURE(fake_.start());
-        MountedSwarm::SetUp();
-    }
-    void TearDown() override {
-        MountedSwarm::TearDown();
-        fake_.stop();
-    }
     std::string swarm_config() const override {
         return R"({"providers": {"local": {"base_url": ")" + fake_.base_url() +
                R"(", "backoff_initial": 0.05, "backoff_max": 0.2, "max_retries": 2,
@@ -311,7 +303,6 @@ class ModelSched : public Base {
         for (auto& [k, v] : extra.items()) cfg[k] = v;
         ASSERT_NO_FATAL_FAILURE(make_agent(name, cfg.dump()));
     }
-    FakeOpenAI fake_;
 };
 
 // ------------------------------------------------------------ fan-out

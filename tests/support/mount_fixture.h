@@ -188,4 +188,26 @@ class MountedSwarm : public ::testing::Test {
     bool skipped_ = false;
 };
 
+// A mounted swarm whose model is tests/fake_openai: started before the
+// mount (its URL goes into the swarm file), stopped after the unmount.
+// Base is MountedSwarm or a fixture derived from it.
+template <class Base = MountedSwarm>
+class WithFakeModel : public Base {
+  protected:
+    void SetUp() override {
+        ASSERT_NO_FATAL_FAILURE(fake_.start(fake_args()));
+        before_mount();
+        Base::SetUp();
+    }
+    void TearDown() override {
+        Base::TearDown();
+        fake_.stop();
+    }
+    // fake_openai's options, e.g. "--require-key K".
+    virtual std::string fake_args() const { return {}; }
+    // Once fake_openai listens, before the server starts: its environment.
+    virtual void before_mount() {}
+    FakeOpenAI fake_;
+};
+
 }  // namespace swarmfs::it
