@@ -106,6 +106,13 @@ Outcome run(ChatClient& c, ChatOptions o, json messages = user("hi"), json tools
     return out;
 }
 
+// One call with fast() options against srv, on a loop and client of its own.
+Outcome ask(FakeServer& srv, json messages = user("hi"), json tools = json::array()) {
+    EventLoop loop;
+    ChatClient client(loop);
+    return run(client, fast(srv.base_url()), std::move(messages), std::move(tools));
+}
+
 // One call (with fast() options) against a server that answers every
 // request with handler.
 struct Served {
@@ -138,9 +145,7 @@ TEST(ChatClient, StreamsDeltasAsTheyArrive) {
         c.sleep_ms(300);
         c.send(sse(delta(", world")) + sse(finish("stop")) + sse(usage(11, 2)) + done_event());
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.content, "Hello, world");
     EXPECT_EQ(o.text(), "Hello, world");
@@ -188,9 +193,7 @@ TEST(ChatClient, SendsAStreamingRequestWithToolsExtraAndKey) {
 
 TEST(ChatClient, NoKeyMeansNoAuthorizationAndNoToolsMeansNoToolsField) {
     FakeServer srv([](FakeConn& c, const FakeRequest&) { c.send(sse_answer({"ok"})); });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()), user("q"), json());
+    Outcome o = ask(srv, user("q"), json());
     ASSERT_TRUE(o.r.ok) << o.r.error;
     auto r = srv.requests().at(0);
     EXPECT_EQ(r.headers.count("authorization"), 0u);
@@ -220,9 +223,7 @@ TEST(ChatClient, ChunkedCrLfSseSplitAcrossWrites) {
         }
         c.send("0\r\n\r\n");
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.content, "caf\xC3\xA9 ol\xC3\xA9");
 }
@@ -256,9 +257,7 @@ TEST(ChatClient, ToolCallDeltasAcrossChunksAndTwoParallelCalls) {
             if (pos % 5 == 0) c.sleep_ms(1);
         }
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.content, "");
     EXPECT_TRUE(o.deltas.empty());
@@ -290,9 +289,7 @@ TEST(ChatClient, AcceptsANonStreamingJsonAnswer) {
                    {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 2}}}};
     FakeServer srv(
         [&](FakeConn& c, const FakeRequest&) { c.send(http_response(200, "OK", answer.dump())); });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.content, "plain answer");
     EXPECT_EQ(o.text(), "plain answer");
@@ -308,9 +305,7 @@ TEST(ChatClient, MalformedEventsAreSkippedAndCounted) {
                "data: \"just a string\"\n\n" + sse(delta("b")) + sse(finish("stop")) +
                done_event());
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.content, "ab");
     EXPECT_EQ(o.r.skipped_events, 2);
@@ -320,9 +315,7 @@ TEST(ChatClient, FinishReasonWithoutDoneIsEnough) {
     FakeServer srv([](FakeConn& c, const FakeRequest&) {
         c.send(sse_head() + sse(delta("x")) + sse(finish("length")));
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.finish_reason, "length");
 }
@@ -330,9 +323,7 @@ TEST(ChatClient, FinishReasonWithoutDoneIsEnough) {
 TEST(ChatClient, StreamEndingEarlyAfterTextFailsWithoutRetry) {
     FakeServer srv(
         [](FakeConn& c, const FakeRequest&) { c.send(sse_head() + sse(delta("partial"))); });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     EXPECT_FALSE(o.r.ok);
     EXPECT_NE(o.r.error.find("stream broke after"), std::string::npos) << o.r.error;
     EXPECT_NE(o.r.error.find("stream ended early"), std::string::npos) << o.r.error;
@@ -348,9 +339,7 @@ TEST(ChatClient, StreamEndingEarlyBeforeTextIsRetried) {
         else
             c.send(sse_answer({"second"}));
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.content, "second");
     EXPECT_EQ(o.r.attempts, 2);
@@ -366,9 +355,7 @@ TEST(ChatClient, ServerErrorThenSuccess) {
         else
             c.send(sse_answer({"fine"}));
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.content, "fine");
     EXPECT_EQ(o.r.attempts, 2);
@@ -385,9 +372,7 @@ TEST(ChatClient, RetryAfterSecondsIsHonoured) {
         else
             c.send(sse_answer({"ok"}));
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.attempts, 2);
     auto reqs = srv.requests();
@@ -415,9 +400,7 @@ TEST(ChatClient, RetryAfterHttpDateAndMilliseconds) {
             c.send(sse_answer({"ok"}));
         }
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     ASSERT_EQ(o.retries.size(), 2u);
     EXPECT_GE(std::get<1>(o.retries[0]), 0.9);  // an HTTP-date 2 s ahead, whole seconds
@@ -432,9 +415,7 @@ TEST(ChatClient, ClientErrorFailsAtOnce) {
             400, "Bad Request",
             R"({"error":{"message":"model 'nope' not found","type":"invalid_request_error"}})"));
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     EXPECT_FALSE(o.r.ok);
     EXPECT_EQ(o.r.error, "HTTP 400 Bad Request: model 'nope' not found");
     EXPECT_EQ(o.r.http_status, 400);
@@ -488,9 +469,7 @@ TEST(ChatClient, DroppedConnectionBeforeAnyByteIsRetried) {
         else
             c.send(sse_answer({"after drop"}));
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.content, "after drop");
     EXPECT_EQ(o.r.attempts, 2);
@@ -508,9 +487,7 @@ TEST(ChatClient, DroppedConnectionMidStreamIsNotRetried) {
         c.sleep_ms(50);
         c.reset();
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     EXPECT_FALSE(o.r.ok);
     EXPECT_EQ(o.r.attempts, 1);
     EXPECT_NE(o.r.error.find("stream broke after"), std::string::npos) << o.r.error;
@@ -525,9 +502,7 @@ TEST(ChatClient, ErrorEventInsideTheStream) {
         else
             c.send(sse_answer({"ok"}));
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     ASSERT_EQ(o.retries.size(), 1u);
     EXPECT_EQ(std::get<2>(o.retries[0]), "server error in stream: overloaded");
@@ -768,9 +743,7 @@ TEST(ChatClient, BadOptionsFailWithoutARequest) {
 
 TEST(ChatClient, InvalidUtf8InMessagesDoesNotThrow) {
     FakeServer srv([](FakeConn& c, const FakeRequest&) { c.send(sse_answer({"ok"})); });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()), user("bad \xFF\xFE bytes"));
+    Outcome o = ask(srv, user("bad \xFF\xFE bytes"));
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_FALSE(srv.requests().at(0).json().is_discarded());
 }
@@ -905,9 +878,7 @@ TEST(ChatClient, AStreamLabelledAsJsonIsStillParsed) {
             sse(delta("mis")) + sse(delta("labelled")) + sse(finish("stop")) + done_event();
         c.send(http_response(200, "OK", body));  // Content-Type: application/json
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     ASSERT_TRUE(o.r.ok) << o.r.error;
     EXPECT_EQ(o.r.content, "mislabelled");
 }
@@ -917,9 +888,7 @@ TEST(ChatClient, AWebPageIsNotAModelAndIsNotRetried) {
         c.send(
             http_response(200, "OK", "<html><body>Please log in</body></html>", "", "text/html"));
     });
-    EventLoop loop;
-    ChatClient client(loop);
-    Outcome o = run(client, fast(srv.base_url()));
+    Outcome o = ask(srv);
     EXPECT_FALSE(o.r.ok);
     EXPECT_EQ(o.r.attempts, 1);
     EXPECT_NE(o.r.error.find("text/html"), std::string::npos) << o.r.error;
