@@ -142,6 +142,9 @@ std::optional<Error> read_size(const json& v, const Range& r, int64_t& out) {
 
 // ---- paths ----
 
+// The host's system folders, shown read-only in every sandbox.
+constexpr const char* kSystemPaths[] = {"/usr", "/bin", "/sbin", "/lib", "/lib64"};
+
 bool is_under(const std::string& path, const std::string& base) {
     if (base == "/") return true;
     return path == base || (path.size() > base.size() && path.compare(0, base.size(), base) == 0 &&
@@ -233,6 +236,21 @@ nlohmann::json SandboxPolicy::to_json() const {
 }
 
 // ---- where things are ----
+
+bool sandbox_shows(const SandboxSpec& spec, const std::string& path) {
+    // Compared as the sandbox binds them: at their real paths.
+    auto real = [](const std::string& p) {
+        char buf[PATH_MAX];
+        return realpath(p.c_str(), buf) ? std::string(buf) : p;
+    };
+    std::string target = real(path);
+    for (const char* sys : kSystemPaths)
+        if (is_under(target, real(sys))) return true;
+    if (!spec.workdir.empty() && is_under(target, real(spec.workdir))) return true;
+    for (auto& r : spec.read)
+        if (is_under(target, real(r))) return true;
+    return false;
+}
 
 std::string bwrap_path() {
     const char* e = getenv("SWARMFS_BWRAP");
@@ -380,7 +398,7 @@ Result<std::vector<std::string>> sandbox_argv(const SandboxSpec& spec,
         target.assign(raw, static_cast<size_t>(n));
         return true;
     };
-    for (const char* sys : {"/usr", "/bin", "/sbin", "/lib", "/lib64"}) {
+    for (const char* sys : kSystemPaths) {
         std::string target;
         struct stat st {};
         if (std::string(sys) != "/usr" && usr_link(sys, target)) {

@@ -86,6 +86,10 @@ struct SandboxSpec {
 Result<std::vector<std::string>> sandbox_argv(const SandboxSpec& spec,
                                               const std::vector<std::string>& argv);
 
+// Whether a host path is in a sandbox built from spec, read-only: under a
+// system folder, the workdir or a read path.
+bool sandbox_shows(const SandboxSpec& spec, const std::string& path);
+
 // bubblewrap: $SWARMFS_BWRAP if set, else /usr/bin/bwrap.
 std::string bwrap_path();
 // The swarmfs-jail binary: $SWARMFS_JAIL if set, else next to

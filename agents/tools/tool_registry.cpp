@@ -9,6 +9,7 @@
 #include <optional>
 #include <set>
 
+#include "agents/sandbox.h"
 #include "agents/tools/exec_tool.h"
 #include "agents/tools/json_schema.h"
 #include "agents/tools/mcp_client.h"
@@ -250,14 +251,10 @@ void warn_if_unseen(const std::string& name, const std::string& argv0, const std
                     const std::vector<std::string>& read) {
     std::string program = resolve_tool_command(argv0, workdir);
     if (program.empty() || program[0] != '/') return;
-    auto under = [&](const std::string& dir) {
-        return !dir.empty() && program.rfind(dir + (dir.back() == '/' ? "" : "/"), 0) == 0;
-    };
-    for (const char* sys : {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64"})
-        if (under(sys)) return;
-    if (under(workdir)) return;
-    for (auto& r : read)
-        if (under(r)) return;
+    SandboxSpec box;
+    box.workdir = workdir;
+    box.read = read;
+    if (sandbox_shows(box, program)) return;
     spdlog::warn(
         "tools.{}: {} is outside the workdir ({}) and the system folders, so a sandboxed "
         "call cannot see it; add its folder to the entry's \"read\"",

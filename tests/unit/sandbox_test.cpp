@@ -941,3 +941,25 @@ TEST_F(SandboxTest, StartTimeOfTrueSandboxedAndDirect) {
     std::cout << "[          ] /bin/true: direct " << direct << " ms, sandboxed " << sandboxed
               << " ms per run (" << kRuns << " runs each)\n";
 }
+
+// What a sandbox shows, as swarmfs asks at load about an exec tool's
+// program: the system folders, the workdir and the read paths (at their real
+// paths), nothing else.
+TEST(SandboxShows, SystemFoldersTheWorkdirAndReadPathsOnly) {
+    Dir work, tools, elsewhere;
+    SandboxSpec spec;
+    spec.workdir = work.path.string();
+    spec.read = {tools.path.string()};
+    EXPECT_TRUE(sandbox_shows(spec, "/usr/bin/env"));
+    EXPECT_TRUE(sandbox_shows(spec, "/bin/sh"));
+    EXPECT_TRUE(sandbox_shows(spec, work.file("bin/tool")));
+    EXPECT_TRUE(sandbox_shows(spec, tools.file("lookup.sh")));
+    EXPECT_FALSE(sandbox_shows(spec, elsewhere.file("lookup.sh")));
+    EXPECT_FALSE(sandbox_shows(spec, "/etc/shadow"));
+    // A symlink is judged by where it leads.
+    std::filesystem::create_symlink(elsewhere.file("lookup.sh"), work.file("link"));
+    write_file(elsewhere.file("lookup.sh"), "#!/bin/sh\n");
+    EXPECT_FALSE(sandbox_shows(spec, work.file("link")));
+    spec.read.clear();
+    EXPECT_FALSE(sandbox_shows(spec, tools.file("lookup.sh")));
+}
